@@ -1,0 +1,3 @@
+from custsite.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""The one orchestrator: config → records → checks → derived portfolio → pages → site."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, load_config, source_date
+from .derive import Derived, derive
+from .errors import Problem, Severity, ValidationFailed
+from .output import write_site
+from .render import render_site
+from .validate import check_dates, load_portfolio
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    config: Config
+    derived: Derived
+    problems: list[Problem]
+
+    def failed(self, *, strict: bool = False) -> bool:
+        return any(p.severity is Severity.ERROR or strict for p in self.problems)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    check: CheckResult
+    output: Path
+    files: int
+
+
+def check(root: Path, *, as_of: dt.date | None = None) -> CheckResult:
+    """Load, validate and derive the portfolio under `root`; every problem, sorted."""
+    problems: list[Problem] = []
+    config = load_config(root, problems)
+    day = source_date(as_of, config.as_of)
+    portfolio = load_portfolio(config, problems)
+    check_dates(portfolio, day, config.context(problems))
+    derived = derive(portfolio, day)
+    problems.extend(derived.problems)
+    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
+
+
+def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
+          output: Path | None = None) -> BuildResult:
+    """Validate, then write the site; on any error nothing is written."""
+    result = check(root, as_of=as_of)
+    if result.failed(strict=strict):
+        raise ValidationFailed(result.problems)
+    pages = render_site(result.derived)
+    out = output if output is not None else root / result.config.paths.output
+    count = write_site(pages, out, root=root)
+    return BuildResult(result, out, count)

@@ -1,0 +1,78 @@
+"""The command line: parses options and calls the library, nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .build import build as build_site
+from .build import check
+from .errors import ValidationFailed
+from .report import format_json, format_text
+
+AS_OF = click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                     help="The date the build reasons about (default: as_of in custsite.yaml, "
+                          "then SOURCE_DATE_EPOCH, then today).")
+STRICT = click.option("--strict", is_flag=True, help="Fail on warnings too.")
+
+
+def _day(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="custsite")
+@click.option("-C", "--directory", "root", type=click.Path(file_okay=False, path_type=Path),
+              default=".", show_default=True, help="The portfolio's root folder.")
+@click.pass_context
+def main(ctx: click.Context, root: Path) -> None:
+    """Validate plain-text customer records and render them as a static site."""
+    if not root.is_dir():
+        raise click.BadParameter(f"{root} is not a folder", param_hint="-C/--directory")
+    ctx.obj = root
+
+
+@main.command()
+@AS_OF
+@STRICT
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str) -> None:
+    """Check every record and report every problem; exit 1 on errors."""
+    result = check(root, as_of=_day(as_of))
+    if fmt == "json":
+        click.echo(format_json(result.problems))
+    elif result.problems:
+        click.echo(format_text(result.problems, root), err=result.failed(strict=strict))
+    else:
+        n = len(result.derived.contacts)
+        click.echo(f"{n} contacts, {len(result.derived.portfolio.interactions)} interactions: "
+                   "no problems")
+    if result.failed(strict=strict):
+        raise SystemExit(1)
+
+
+@main.command()
+@AS_OF
+@STRICT
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: paths.output in custsite.yaml, i.e. site/).")
+@click.pass_obj
+def build(root: Path, as_of: dt.datetime | None, strict: bool, output: Path | None) -> None:
+    """Validate the records, then write the site; on any error the old site stays."""
+    start = time.perf_counter()
+    try:
+        result = build_site(root, as_of=_day(as_of), strict=strict, output=output)
+    except ValidationFailed as exc:
+        click.echo(format_text(exc.problems, root), err=True)
+        raise
+    if result.check.problems:
+        click.echo(format_text(result.check.problems, root), err=True)
+    derived = result.check.derived
+    click.echo(f"built {result.files} files for {len(derived.contacts)} contacts into "
+               f"{result.output} in {time.perf_counter() - start:.2f} s (as of {derived.as_of})")

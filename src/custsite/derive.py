@@ -1,0 +1,450 @@
+"""Where every contact stands: stage and its reason, relationship, RFM, personas, segments, and
+the organization roll-ups. Pure: the build date is passed in, nothing reads the clock or disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .config import Config
+from .errors import Problem, problem
+from .model import (
+    DIRECTED_KINDS,
+    STAGE_ORDER,
+    STAGES,
+    Customer,
+    Interaction,
+    Organization,
+    Persona,
+    Portfolio,
+)
+from .segments import BUILTINS
+
+ABOUT_TO_LAPSE_DAYS = 60  # how long before lapsing a customer shows on the win-back list
+
+
+@dataclass(frozen=True)
+class Rfm:
+    recency_days: int
+    frequency: int
+    monetary: Decimal
+    r: int
+    f: int
+    m: int
+    segment: str
+    method: str  # "quintiles" or "thresholds"
+
+    @property
+    def code(self) -> str:
+        return f"{self.r}{self.f}{self.m}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    since: dt.date | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A customer record with everything computed about it at the build date."""
+
+    customer: Customer
+    interactions: tuple[Interaction, ...]  # dated on or before as_of, oldest first
+    purchases: tuple[Interaction, ...]
+    stage: str
+    stage_since: dt.date | None
+    stage_reason: str
+    relationship: str  # client, one-time, none
+    b2b: bool
+    born_again: bool
+    active_subscriptions: tuple[Interaction, ...]
+    revenue: Decimal
+    currency: str
+    referrals: tuple[str, ...] = ()
+    rfm: Rfm | None = None
+    personas: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    lapses_on: dt.date | None = None
+
+    @property
+    def id(self) -> str:
+        return self.customer.id
+
+    @property
+    def advocate(self) -> bool:
+        return bool(self.purchases) and bool(self.referrals)
+
+    @property
+    def first_purchase(self) -> dt.date | None:
+        return self.purchases[0].day if self.purchases else None
+
+    @property
+    def last_purchase(self) -> dt.date | None:
+        return self.purchases[-1].day if self.purchases else None
+
+    @property
+    def last_interaction(self) -> dt.date | None:
+        return self.interactions[-1].day if self.interactions else None
+
+    def values(self) -> dict[str, Any]:
+        """The flat field paths the rule language reads."""
+        c = self.customer
+        values: dict[str, Any] = {
+            "id": c.id, "name": c.name, "kind": c.kind, "civility": c.civility,
+            "email": c.email, "phone": c.phone, "organization": c.organization, "role": c.role,
+            "sector": c.sector, "age": c.age, "birth_date": c.birth_date,
+            "contact_preference": c.contact_preference, "source": c.source,
+            "referred_by": c.referred_by, "owner": c.owner, "tags": c.tags,
+            "status": c.status, "created": c.created, "do_not_contact": c.do_not_contact,
+            "purchases": len(self.purchases), "revenue": self.revenue,
+            "first_purchase": self.first_purchase, "last_purchase": self.last_purchase,
+            "last_interaction": self.last_interaction, "interactions": len(self.interactions),
+            "relationship": self.relationship, "b2b": self.b2b, "born_again": self.born_again,
+            "advocate": self.advocate, "referrals": len(self.referrals),
+            "stage": self.stage, "persona": self.personas,
+        }
+        if c.location:
+            values.update({"location.city": c.location.city,
+                           "location.region": c.location.region,
+                           "location.country": c.location.country})
+        if self.rfm:
+            values.update({"rfm.segment": self.rfm.segment, "rfm.r": self.rfm.r,
+                           "rfm.f": self.rfm.f, "rfm.m": self.rfm.m})
+        for key, value in c.fields.items():
+            values[f"fields.{key}"] = value
+        return values
+
+
+@dataclass(frozen=True)
+class Account:
+    """An organization with its contacts rolled up."""
+
+    organization: Organization
+    contacts: tuple[str, ...]
+    stage: str | None
+    revenue: Decimal
+    currency: str
+    decision_makers: tuple[str, ...]
+    open_deal: bool
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str
+    title: str
+    description: str
+    builtin: bool
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The computed portfolio."""
+
+    portfolio: Portfolio
+    as_of: dt.date
+    contacts: dict[str, Contact]
+    accounts: dict[str, Account]
+    persona_matches: dict[str, tuple[str, ...]]
+    segments: dict[str, Segment]
+    rfm_method: str
+    problems: tuple[Problem, ...]
+
+    @property
+    def config(self) -> Config:
+        return self.portfolio.config
+
+
+def _active_at(purchases: Sequence[Interaction], cancellations: Sequence[Interaction],
+               day: dt.date) -> tuple[Interaction, ...]:
+    """Recurring purchases started on or before `day` and not cancelled by then.
+
+    A cancellation ends the subscriptions of its product, or all of them when it names none.
+    """
+    active = []
+    for p in purchases:
+        if not p.recurring or p.day > day:
+            continue
+        cancelled = any(p.day <= c.day <= day and (c.product is None or c.product == p.product)
+                        for c in cancellations)
+        if not cancelled:
+            active.append(p)
+    return tuple(active)
+
+
+def _engagement(interactions: Sequence[Interaction], config: Config) -> Interaction | None:
+    """The first interaction that shows engagement in both directions."""
+    for i in interactions:
+        if i.kind in config.stages.engaged_kinds or \
+                (i.kind in DIRECTED_KINDS and i.direction == "in"):
+            return i
+    return None
+
+
+def _describe(i: Interaction) -> str:
+    if i.kind in DIRECTED_KINDS and i.direction == "in":
+        return f"incoming {i.kind} '{i.title}'"
+    return f"{i.kind} '{i.title}'"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _buyer_stage(purchases: Sequence[Interaction], active: Sequence[Interaction],
+                 as_of: dt.date, config: Config) -> Stage:
+    last = purchases[-1]
+    lapse = config.stages.lapse_after_days
+    days = (as_of - last.day).days
+    if not active and days > lapse:
+        since = last.day + dt.timedelta(days=lapse + 1)
+        return Stage("lapsed", since,
+                     f"lapsed since {since}: last purchase '{last.title}' on {last.day}, "
+                     f"{days} days before {as_of} (more than {lapse}), no active subscription")
+    n = config.stages.repeat_after
+    if len(purchases) >= n:
+        nth = purchases[n - 1]
+        return Stage("repeat", nth.day,
+                     f"repeat customer since {nth.day}: {_ordinal(n)} purchase '{nth.title}' "
+                     f"({len(purchases)} purchases in all)")
+    first = purchases[0]
+    return Stage("customer", first.day, f"customer since {first.day}: purchase '{first.title}'")
+
+
+def _born_again(purchases: Sequence[Interaction], cancellations: Sequence[Interaction],
+                lapse_after_days: int) -> bool:
+    """Lapsed at some point (no purchase for longer than the lapse delay, no subscription
+    running) and bought again afterwards."""
+    for a, b in zip(purchases, purchases[1:], strict=False):
+        if (b.day - a.day).days > lapse_after_days:
+            lapsed_on = a.day + dt.timedelta(days=lapse_after_days + 1)
+            if not _active_at(purchases, cancellations, lapsed_on):
+                return True
+    return False
+
+
+def _quintile_scores(items: Sequence[tuple[str, Any]], *, reverse: bool = False) -> dict[str, int]:
+    """Scores 1-5 by quintile of rank; equal values share the score of the first of them,
+    and ids break no tie in scores, only the (deterministic) order."""
+    ordered = sorted(items, key=lambda kv: (kv[1], kv[0]), reverse=reverse)
+    n = len(ordered)
+    scores: dict[str, int] = {}
+    first_pos: dict[Any, int] = {}
+    for pos, (key, value) in enumerate(ordered):
+        first = first_pos.setdefault(value, pos)
+        scores[key] = 1 + (5 * first) // n
+    return scores
+
+
+def _threshold(value: Any, bounds: Sequence[Any]) -> int:
+    return 1 + sum(value >= b for b in bounds)
+
+
+def rfm_segment(r: int, f: int) -> str:
+    """The widely used R/F map of named segments."""
+    if r >= 4 and f >= 4:
+        return "champions" if r == 5 else "loyal"
+    if r == 3 and f >= 4:
+        return "loyal"
+    if r >= 4 and f >= 2:
+        return "potential-loyalists"
+    if r == 5:
+        return "new"
+    if r == 4:
+        return "promising"
+    if r == 3:
+        return "need-attention" if f == 3 else "about-to-sleep"
+    if f == 5:
+        return "cant-lose"
+    return "at-risk" if f >= 3 else "hibernating"
+
+
+def score_rfm(contacts: Sequence[Contact], as_of: dt.date, config: Config) -> tuple[
+        dict[str, Rfm], str]:
+    buyers = [c for c in contacts if c.purchases]
+    if not buyers:
+        return {}, "none"
+    recency = {c.id: (as_of - c.purchases[-1].day).days for c in buyers}
+    freq = {c.id: len(c.purchases) for c in buyers}
+    money = {c.id: c.revenue for c in buyers}
+    settings = config.rfm
+    if len(buyers) >= settings.min_buyers:
+        method = "quintiles"
+        r = _quintile_scores(list(recency.items()), reverse=True)
+        # Recency sorted oldest first must score lowest: reverse=True puts the largest
+        # day counts first, i.e. at the lowest positions.
+        f = _quintile_scores(list(freq.items()))
+        m: dict[str, int] = {}
+        by_currency: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+        for c in buyers:  # amounts in different currencies are not comparable
+            by_currency[c.currency].append((c.id, c.revenue))
+        for group in by_currency.values():
+            m.update(_quintile_scores(group))
+    else:
+        method = "thresholds"
+        r = {k: 1 + sum(v <= b for b in settings.recency_days) for k, v in recency.items()}
+        f = {k: _threshold(v, settings.frequency) for k, v in freq.items()}
+        m = {k: _threshold(v, settings.monetary) for k, v in money.items()}
+    out = {c.id: Rfm(recency[c.id], freq[c.id], money[c.id], r[c.id], f[c.id], m[c.id],
+                     rfm_segment(r[c.id], f[c.id]), method) for c in buyers}
+    return out, method
+
+
+def _base_contact(c: Customer, interactions: Sequence[Interaction], as_of: dt.date,
+                  config: Config, portfolio: Portfolio) -> Contact:
+    past = tuple(i for i in interactions if i.day <= as_of)
+    purchases = tuple(i for i in past if i.kind == "purchase")
+    cancellations = tuple(i for i in past if i.kind == "cancellation")
+    active = _active_at(purchases, cancellations, as_of)
+    currency = next((p.currency for p in purchases if p.currency), None) or config.currency
+    revenue = sum((p.amount or Decimal(0) for p in purchases), Decimal(0))
+    b2b = c.kind == "company" or c.organization is not None
+    if purchases:
+        stage = _buyer_stage(purchases, active, as_of, config)
+        s = config.stages
+        span = (purchases[-1].day - purchases[0].day).days
+        ongoing = bool(active) or (len(purchases) >= s.client_purchases
+                                   and span >= s.client_span_days)
+        relationship = "client" if ongoing and stage.name != "lapsed" else "one-time"
+        lapses_on = None if active else purchases[-1].day + dt.timedelta(
+            days=s.lapse_after_days + 1)
+    else:
+        engaged = _engagement(past, config)
+        if engaged:
+            stage = Stage("prospect", engaged.day,
+                          f"prospect since {engaged.day}: {_describe(engaged)}")
+        else:
+            since = c.created or (past[0].day if past else None)
+            stage = Stage("lead", since, f"lead since {since}: known contact, no engagement yet"
+                          if since else "lead: known contact, no engagement yet")
+        relationship = "none"
+        lapses_on = None
+    return Contact(
+        customer=c, interactions=past, purchases=purchases, stage=stage.name,
+        stage_since=stage.since, stage_reason=stage.reason, relationship=relationship,
+        b2b=b2b, born_again=_born_again(purchases, cancellations,
+                                         config.stages.lapse_after_days),
+        active_subscriptions=active, revenue=revenue, currency=currency, lapses_on=lapses_on,
+    )
+
+
+def _replace(contact: Contact, **changes: Any) -> Contact:
+    from dataclasses import replace
+
+    return replace(contact, **changes)
+
+
+def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.date) -> Contact:
+    values = contact.values()
+    matched = tuple(p.id for p in personas if p.match is not None and p.match.matches(values,
+                                                                                      as_of))
+    if matched and contact.stage == "lead":
+        first = next(p for p in personas if p.id == matched[0])
+        return _replace(contact, personas=matched, stage="suspect",
+                        stage_reason=f"suspect: a lead who fits the persona '{first.name}' "
+                                     "and has not engaged yet")
+    return _replace(contact, personas=matched)
+
+
+def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
+    """Compute the whole portfolio at `as_of`."""
+    config = portfolio.config
+    by_customer: dict[str, list[Interaction]] = defaultdict(list)
+    for i in portfolio.interactions:  # already sorted by date
+        for cid in i.customers:
+            by_customer[cid].append(i)
+    referrals: dict[str, list[str]] = defaultdict(list)
+    for c in portfolio.customers.values():
+        if c.referred_by:
+            referrals[c.referred_by].append(c.id)
+    ids = sorted(portfolio.customers)
+    contacts = [
+        _replace(_base_contact(portfolio.customers[cid], by_customer.get(cid, ()), as_of, config,
+                               portfolio),
+                 referrals=tuple(sorted(referrals.get(cid, ()))))
+        for cid in ids
+    ]
+    rfm, method = score_rfm(contacts, as_of, config)
+    personas = [portfolio.personas[k] for k in sorted(portfolio.personas)]
+    contacts = [_match_personas(_replace(c, rfm=rfm.get(c.id)), personas, as_of)
+                for c in contacts]
+
+    segments: dict[str, Segment] = {}
+    members: dict[str, list[str]] = defaultdict(list)
+    for b in BUILTINS:
+        segments[b.id] = Segment(b.id, b.title, b.description, True,
+                                 tuple(c.id for c in contacts if b.test(c)))
+    for seg in config.segments:
+        segments[seg.id] = Segment(seg.id, seg.title, seg.description, False, tuple(
+            c.id for c in contacts if seg.rule.matches(c.values(), as_of)))
+    for seg_id, seg in segments.items():
+        for cid in seg.members:
+            members[cid].append(seg_id)
+    contact_map = {c.id: _replace(c, segments=tuple(members.get(c.id, ()))) for c in contacts}
+
+    problems: list[Problem] = []
+    for c in contact_map.values():
+        declared = c.customer.status
+        if declared and declared != c.stage:
+            problems.append(problem(c.customer.loc("status"), "status-mismatch",
+                                    f"declared status '{declared}' but the records say "
+                                    f"'{c.stage}' ({c.stage_reason}); remove 'status' or "
+                                    "update it"))
+    accounts = _accounts(portfolio, contact_map, problems)
+    matches = {p.id: tuple(c.id for c in contact_map.values() if p.id in c.personas)
+               for p in personas}
+    return Derived(portfolio, as_of, contact_map, accounts, matches, segments, method,
+                   tuple(problems))
+
+
+def _open_deal(contact: Contact) -> bool:
+    """Engaged and not bought yet, or a quote not followed by a purchase."""
+    if contact.stage == "prospect":
+        return True
+    last_quote = max((i.day for i in contact.interactions if i.kind == "quote"), default=None)
+    return last_quote is not None and not any(p.day >= last_quote for p in contact.purchases)
+
+
+def _accounts(portfolio: Portfolio, contacts: dict[str, Contact],
+              problems: list[Problem]) -> dict[str, Account]:
+    by_org: dict[str, list[Contact]] = defaultdict(list)
+    for c in contacts.values():
+        if c.customer.organization:
+            by_org[c.customer.organization].append(c)
+    accounts = {}
+    for oid in sorted(portfolio.organizations):
+        org = portfolio.organizations[oid]
+        members = by_org.get(oid, [])
+        stage = max((c.stage for c in members), key=STAGE_ORDER.__getitem__, default=None)
+        currencies = sorted({c.currency for c in members if c.purchases})
+        deciders = tuple(c.id for c in members if c.customer.role == "decision-maker")
+        open_deal = any(_open_deal(c) for c in members)
+        if open_deal and not deciders:
+            problems.append(problem(org.loc(), "no-decision-maker",
+                                    f"'{org.name}' has open deals but no contact with "
+                                    "role: decision-maker"))
+        accounts[oid] = Account(
+            organization=org, contacts=tuple(c.id for c in members), stage=stage,
+            revenue=sum((c.revenue for c in members), Decimal(0)),
+            currency=currencies[0] if currencies else portfolio.config.currency,
+            decision_makers=deciders, open_deal=open_deal)
+        if len(currencies) > 1:
+            problems.append(problem(org.loc(), "mixed-currencies",
+                                    f"the contacts of '{org.name}' bought in "
+                                    f"{', '.join(currencies)}; its revenue cannot be totalled"))
+    return accounts
+
+
+def funnel(derived: Derived) -> list[tuple[str, int]]:
+    counts = {s: 0 for s in STAGES}
+    for c in derived.contacts.values():
+        counts[c.stage] += 1
+    return [(s, counts[s]) for s in STAGES]

@@ -1,0 +1,480 @@
+"""Typed conversion of YAML nodes through a declarative schema.
+
+Every value is converted from the text the user wrote (kept by `parse.py`), never from what
+YAML 1.1 made of it; where YAML 1.1 (or 1.2) would read the text differently, the value is
+still reported, because other tools reading the same file will get it wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+import email_validator
+import phonenumbers
+import pycountry
+
+from .errors import Location, Problem, did_you_mean, problem
+from .parse import STR_TAG, YMap, YNode, YScalar, YSeq, describe
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_INT_RE = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_NUMBER_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+# What YAML 1.2 core schema tools (js-yaml, ruamel, Go yaml.v3) read as numbers, beyond 1.1.
+_YAML12_NUMBER_RE = re.compile(r"^[-+]?([0-9]+|[0-9]*\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?$")
+_TRUE = {"true", "True", "TRUE"}
+_FALSE = {"false", "False", "FALSE"}
+
+
+class Invalid:
+    """Marker for a value that failed conversion (its problem is already reported)."""
+
+    _instance: Invalid | None = None
+
+    def __new__(cls) -> Invalid:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID = Invalid()
+
+
+@dataclass
+class Context:
+    """What conversions need beyond the node: config values and the problem sink."""
+
+    problems: list[Problem]
+    default_region: str | None = None
+    sectors: tuple[str, ...] = ()
+
+    def report(self, loc: Location, code: str, message: str) -> Invalid:
+        self.problems.append(problem(loc, code, message))
+        return INVALID
+
+
+Converter = Callable[[YNode, Context, str], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one field converts: `convert(node, ctx, key)` returns a value or INVALID."""
+
+    convert: Converter
+    required: bool = False
+
+
+def _yaml11_reading(s: YScalar) -> str:
+    """What YAML 1.1 makes of a plain scalar, in words."""
+    tag = s.tag.rsplit(":", 1)[-1]
+    if tag == "bool":
+        low = s.text.lower()
+        return f"the boolean {'true' if low in {'yes', 'y', 'true', 'on'} else 'false'}"
+    if tag == "int":
+        value: Any
+        try:
+            import yaml
+
+            value = yaml.safe_load(s.text)
+        except Exception:  # pragma: no cover - the text matched YAML's own int pattern
+            value = s.text
+        if ":" in s.text:
+            return f"the base-60 number {value}"
+        if re.match(r"^[-+]?0[0-7_]+$", s.text):
+            return f"the octal number {value}"
+        return f"the number {value}"
+    if tag == "float":
+        return "a number"
+    if tag == "timestamp":
+        return "a date"
+    if tag == "null":
+        return "null (nothing)"
+    return f"a {tag}"
+
+
+def implicit_type_message(s: YScalar, key: str) -> str | None:
+    """A message when an unquoted scalar is read as something else than its text, else None."""
+    if not s.plain:
+        return None
+    if s.tag != STR_TAG:
+        reading = _yaml11_reading(s)
+    elif _YAML12_NUMBER_RE.match(s.text):
+        reading = f"the number {s.text.lstrip('+').lstrip('0') or '0'}" if "." not in s.text \
+            else "a number"
+        reading += " by YAML 1.2 tools"
+    else:
+        return None
+    return (f"'{s.text}' is unquoted, so YAML reads it as {reading}; "
+            f'quote it: {key}: "{s.text}"')
+
+
+def _mangles_text(s: YScalar) -> bool:
+    """True when YAML 1.1 would turn this plain scalar into something that loses its text."""
+    if s.tag == STR_TAG:
+        return False
+    if s.tag.endswith(":bool"):
+        return s.text not in _TRUE | _FALSE
+    if s.tag.endswith(":int"):
+        return not _INT_RE.match(s.text)
+    if s.tag.endswith(":float"):
+        return not _NUMBER_RE.match(s.text)
+    return False
+
+
+def _scalar(node: YNode, ctx: Context, expected: str) -> YScalar | Invalid:
+    if isinstance(node, YScalar) and not node.is_null:
+        return node
+    return ctx.report(node.loc, "wrong-type", f"expected {expected}, found {describe(node)}")
+
+
+# --- converters ---------------------------------------------------------------------------
+
+
+def text(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    s = _scalar(node, ctx, "text")
+    if isinstance(s, Invalid):
+        return s
+    msg = implicit_type_message(s, key) if s.tag != STR_TAG else None
+    if msg:
+        ctx.report(s.loc, "yaml-implicit-type", msg)
+    return s.text
+
+
+def loose_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    """Text where numbers are fine (a product name, a summary); only mangled spellings are reported."""
+    s = _scalar(node, ctx, "text")
+    if isinstance(s, Invalid):
+        return s
+    if _mangles_text(s):
+        ctx.report(s.loc, "yaml-implicit-type", implicit_type_message(s, key) or "")
+    return s.text
+
+
+def strict_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    """Text that looks like a number (phone, zip): any unquoted numeric spelling is reported."""
+    s = _scalar(node, ctx, "quoted text")
+    if isinstance(s, Invalid):
+        return s
+    msg = implicit_type_message(s, key)
+    if msg:
+        ctx.report(s.loc, "yaml-implicit-type", msg)
+    return s.text
+
+
+def identifier(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    s = _scalar(node, ctx, "an id")
+    if isinstance(s, Invalid):
+        return s
+    if not ID_RE.match(s.text):
+        return ctx.report(s.loc, "invalid-id",
+                          f"expected an id (lowercase letters, digits, '-' and '_'), "
+                          f"found '{s.text}'")
+    return s.text
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Converter:
+    def convert(node: YNode, ctx: Context, key: str) -> int | Invalid:
+        s = _scalar(node, ctx, "a whole number")
+        if isinstance(s, Invalid):
+            return s
+        if not s.plain:
+            return ctx.report(s.loc, "wrong-type",
+                              f"expected a whole number, found the text '{s.text}'; "
+                              "remove the quotes")
+        if not _INT_RE.match(s.text):
+            if s.tag.endswith(":int"):
+                return ctx.report(s.loc, "yaml-implicit-type",
+                                  f"'{s.text}' is read by YAML as {_yaml11_reading(s)}; "
+                                  "write the number in plain decimal digits")
+            return ctx.report(s.loc, "wrong-type",
+                              f"expected a whole number, found {describe(s)}")
+        value = int(s.text)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            return ctx.report(s.loc, "invalid-value", f"expected a number {bounds}, found {value}")
+        return value
+
+    return convert
+
+
+def decimal(lo: Decimal | None = None) -> Converter:
+    def convert(node: YNode, ctx: Context, key: str) -> Decimal | Invalid:
+        s = _scalar(node, ctx, "a number")
+        if isinstance(s, Invalid):
+            return s
+        if not s.plain:
+            return ctx.report(s.loc, "wrong-type",
+                              f"expected a number, found the text '{s.text}'; remove the quotes")
+        if not _NUMBER_RE.match(s.text):
+            return ctx.report(s.loc, "wrong-type",
+                              f"expected a number such as 1250 or 99.90, found {describe(s)}")
+        try:
+            value = Decimal(s.text)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+            return ctx.report(s.loc, "wrong-type", f"expected a number, found {describe(s)}")
+        if not value.is_finite() or abs(value) > Decimal("1e15"):
+            return ctx.report(s.loc, "invalid-value", f"'{s.text}' is too large to be an amount")
+        if lo is not None and value < lo:
+            return ctx.report(s.loc, "invalid-value", f"expected a number ≥ {lo}, found {s.text}")
+        return value
+
+    return convert
+
+
+def boolean(node: YNode, ctx: Context, key: str) -> bool | Invalid:
+    s = _scalar(node, ctx, "true or false")
+    if isinstance(s, Invalid):
+        return s
+    if s.plain and s.text in _TRUE:
+        return True
+    if s.plain and s.text in _FALSE:
+        return False
+    if s.plain and s.tag.endswith(":bool"):
+        word = "true" if s.text.lower() in {"yes", "y", "on"} else "false"
+        return ctx.report(s.loc, "yaml-implicit-type",
+                          f"'{s.text}' is a boolean only in YAML 1.1; write {key}: {word}")
+    return ctx.report(s.loc, "wrong-type", f"expected true or false, found {describe(s)}")
+
+
+def _parse_date_text(s: YScalar, ctx: Context, allow_time: bool) -> dt.date | dt.datetime | Invalid:
+    t = s.text.strip()
+    m = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})$", t)
+    if m:
+        try:
+            return dt.date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError as exc:
+            return ctx.report(s.loc, "invalid-date", f"'{t}' is not a real date: {exc}")
+    if allow_time and re.match(r"^\d{4}-\d{1,2}-\d{1,2}[Tt ]\d", t):
+        try:
+            value = dt.datetime.fromisoformat(t.replace("Z", "+00:00").replace("t", "T"))
+        except ValueError as exc:
+            return ctx.report(s.loc, "invalid-date",
+                              f"'{t}' is not a real date-time: {exc}")
+        return value
+    shape = "YYYY-MM-DD or YYYY-MM-DDTHH:MM" if allow_time else "YYYY-MM-DD"
+    return ctx.report(s.loc, "invalid-date", f"expected a date as {shape}, found {describe(s)}")
+
+
+def date(node: YNode, ctx: Context, key: str) -> dt.date | Invalid:
+    s = _scalar(node, ctx, "a date (YYYY-MM-DD)")
+    if isinstance(s, Invalid):
+        return s
+    value = _parse_date_text(s, ctx, allow_time=False)
+    return value
+
+
+def date_or_datetime(node: YNode, ctx: Context, key: str) -> dt.date | dt.datetime | Invalid:
+    s = _scalar(node, ctx, "a date (YYYY-MM-DD) or date-time")
+    if isinstance(s, Invalid):
+        return s
+    return _parse_date_text(s, ctx, allow_time=True)
+
+
+def choice(choices: Sequence[str]) -> Converter:
+    def convert(node: YNode, ctx: Context, key: str) -> str | Invalid:
+        s = _scalar(node, ctx, "one of " + ", ".join(choices))
+        if isinstance(s, Invalid):
+            return s
+        if s.text not in choices:
+            return ctx.report(s.loc, "invalid-value",
+                              f"expected one of {', '.join(choices)}, found '{s.text}'"
+                              + did_you_mean(s.text, choices))
+        return s.text
+
+    return convert
+
+
+def sector(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    value = text(node, ctx, key)
+    if isinstance(value, str) and ctx.sectors and value not in ctx.sectors:
+        return ctx.report(node.loc, "invalid-value",
+                          f"expected a sector listed in custsite.yaml, found '{value}'"
+                          + did_you_mean(value, ctx.sectors))
+    return value
+
+
+def email(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    value = text(node, ctx, key)
+    if isinstance(value, Invalid):
+        return value
+    try:
+        email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        return ctx.report(node.loc, "invalid-email",
+                          f"'{value}' is not a valid e-mail address: {exc}")
+    return value
+
+
+def phone(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    """A phone number normalised to E.164 (`+33612345678`)."""
+    value = strict_text(node, ctx, key)
+    if isinstance(value, Invalid):
+        return value
+    try:
+        number = phonenumbers.parse(value, ctx.default_region)
+    except phonenumbers.NumberParseException as exc:
+        hint = ""
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            hint = ("; write it with its country code (+33 ...) "
+                    "or set default_region in custsite.yaml")
+        return ctx.report(node.loc, "invalid-phone",
+                          f"'{value}' is not a phone number: {exc._msg}{hint}")
+    if not phonenumbers.is_valid_number(number):
+        return ctx.report(node.loc, "invalid-phone",
+                          f"'{value}' is not a valid phone number"
+                          f" for region {phonenumbers.region_code_for_number(number) or '?'}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def country(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    s = _scalar(node, ctx, "a country code such as FR")
+    if isinstance(s, Invalid):
+        return s
+    if s.plain and s.tag.endswith(":bool"):
+        ctx.report(s.loc, "yaml-implicit-type", implicit_type_message(s, key) or "")
+    code = s.text.strip()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
+        found = pycountry.countries.get(name=code) if len(code) > 3 else None
+        hint = f" (use '{found.alpha_2}')" if found else ""
+        return ctx.report(s.loc, "invalid-country",
+                          f"expected an ISO 3166-1 alpha-2 country code such as FR, found "
+                          f"'{code}'{hint}")
+    return code.upper()
+
+
+def currency(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    value = text(node, ctx, key)
+    if isinstance(value, Invalid):
+        return value
+    if len(value) != 3 or pycountry.currencies.get(alpha_3=value.upper()) is None:
+        return ctx.report(node.loc, "invalid-currency",
+                          f"expected an ISO 4217 currency code such as EUR, found '{value}'")
+    return value.upper()
+
+
+def url(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    value = text(node, ctx, key)
+    if isinstance(value, Invalid):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        hint = f"; did you mean 'https://{value}'?" if not parts.scheme and "." in value else ""
+        return ctx.report(node.loc, "invalid-url",
+                          f"expected an http(s) URL, found '{value}'{hint}")
+    return value
+
+
+def list_of(item: Converter) -> Converter:
+    def convert(node: YNode, ctx: Context, key: str) -> tuple[Any, ...] | Invalid:
+        if not isinstance(node, YSeq):
+            hint = f"; write {key}: [{node.text}]" if isinstance(node, YScalar) and \
+                not node.is_null else ""
+            return ctx.report(node.loc, "wrong-type",
+                              f"expected a list, found {describe(node)}{hint}")
+        values = [item(n, ctx, key) for n in node.items]
+        return tuple(v for v in values if not isinstance(v, Invalid))
+
+    return convert
+
+
+def any_scalar(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    """An undeclared custom field: kept as written; mangled spellings are reported."""
+    return loose_text(node, ctx, key)
+
+
+def string_mapping(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Invalid:
+    """A free mapping of labels to text or lists of text (persona identity cards)."""
+    if not isinstance(node, YMap):
+        return ctx.report(node.loc, "wrong-type", f"expected a mapping, found {describe(node)}")
+    out: dict[str, Any] = {}
+    for k, v in node.items:
+        out[k.text] = (list_of(loose_text)(v, ctx, k.text) if isinstance(v, YSeq)
+                       else loose_text(v, ctx, k.text))
+    return out
+
+
+def convert_mapping(node: YNode, schema: Mapping[str, Field], ctx: Context, *,
+                    what: str) -> tuple[dict[str, Any], dict[str, Location]] | None:
+    """Convert a mapping node through a schema: (values, each field's location), or None."""
+    if not isinstance(node, YMap):
+        ctx.report(node.loc, "wrong-type", f"expected a mapping of {what} fields, "
+                                           f"found {describe(node)}")
+        return None
+    values: dict[str, Any] = {}
+    locs: dict[str, Location] = {"": node.loc}
+    for k, v in node.items:
+        spec = schema.get(k.text)
+        if spec is None:
+            ctx.report(k.loc, "unknown-field",
+                       f"unknown field '{k.text}' for {what}" + did_you_mean(k.text, schema))
+            continue
+        locs[k.text] = v.loc
+        if isinstance(v, YScalar) and v.is_null:
+            if spec.required:
+                ctx.report(v.loc, "missing-field", f"'{k.text}' must not be empty")
+            continue
+        value = spec.convert(v, ctx, k.text)
+        if not isinstance(value, Invalid):
+            values[k.text] = value
+    for name, spec in schema.items():
+        if spec.required and name not in locs:
+            ctx.report(node.loc, "missing-field", f"missing required field '{name}' for {what}")
+    return values, locs
+
+
+def submapping(schema: Mapping[str, Field], what: str) -> Converter:
+    def convert(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Invalid:
+        result = convert_mapping(node, schema, ctx, what=what)
+        return INVALID if result is None else result[0]
+
+    return convert
+
+
+def keep_node(node: YNode, ctx: Context, key: str) -> YNode:
+    """Rules are compiled later (`rules.py`), with their positions; keep the node."""
+    return node
+
+
+@dataclass(frozen=True)
+class Located:
+    """A value with the place it was written, for checks made after all records are loaded."""
+
+    value: str
+    loc: Location = field(compare=False)
+
+
+def located(inner: Converter) -> Converter:
+    def convert(node: YNode, ctx: Context, key: str) -> Located | Invalid:
+        value = inner(node, ctx, key)
+        return value if isinstance(value, Invalid) else Located(value, node.loc)
+
+    return convert
+
+
+def mapping_of(value: Converter, *, key_is_id: bool = True) -> Converter:
+    """A mapping whose keys are names chosen by the user (segment ids, custom field names)."""
+
+    def convert(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Invalid:
+        if not isinstance(node, YMap):
+            return ctx.report(node.loc, "wrong-type", f"expected a mapping, found {describe(node)}")
+        out: dict[str, Any] = {}
+        for k, v in node.items:
+            if key_is_id and not ID_RE.match(k.text):
+                ctx.report(k.loc, "invalid-id",
+                           f"expected a name of lowercase letters, digits, '-' and '_', "
+                           f"found '{k.text}'")
+                continue
+            converted = value(v, ctx, k.text)
+            if not isinstance(converted, Invalid):
+                out[k.text] = converted
+        return out
+
+    return convert

@@ -1,0 +1,143 @@
+"""The validated records: frozen values that templates and rules can trust."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .errors import Location
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .rules import Rule
+
+STAGES = ("lead", "suspect", "prospect", "customer", "repeat", "lapsed")
+# How far a contact has come, for organization roll-ups: a lapsed customer has bought, so it
+# is further than a prospect, but less than an active customer.
+STAGE_ORDER = {"lead": 0, "suspect": 1, "prospect": 2, "lapsed": 3, "customer": 4, "repeat": 5}
+KINDS = ("person", "company")
+ROLES = ("decision-maker", "ally", "internal", "bystander")
+CONTACT_CHANNELS = ("email", "phone", "sms", "mail", "in-person", "social")
+INTERACTION_KINDS = ("email", "call", "message", "meeting", "demo", "quote", "purchase",
+                     "cancellation", "feedback", "reminder", "note")
+DIRECTED_KINDS = ("email", "call", "message")
+RECURRENCES = ("monthly", "quarterly", "yearly")
+
+
+@dataclass(frozen=True)
+class Place:
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+
+    def __str__(self) -> str:
+        return ", ".join(p for p in (self.city, self.region, self.country) if p)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What every record has: its id, its file (relative to the portfolio) and field positions."""
+
+    id: str
+    path: str
+    locs: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    def loc(self, name: str = "") -> Location:
+        """Where a field was written, falling back to the record itself."""
+        return self.locs.get(name) or self.locs.get("") or Location(self.path, 1, 1)
+
+
+@dataclass(frozen=True)
+class Customer(Record):
+    name: str = ""
+    kind: str = "person"
+    civility: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    organization: str | None = None
+    role: str | None = None
+    sector: str | None = None
+    location: Place | None = None
+    age: int | None = None
+    birth_date: dt.date | None = None
+    contact_preference: tuple[str, ...] = ()
+    source: str | None = None
+    referred_by: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    status: str | None = None
+    created: dt.date | None = None
+    do_not_contact: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Organization(Record):
+    name: str = ""
+    sector: str | None = None
+    location: Place | None = None
+    size: int | None = None
+    website: str | None = None
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Interaction(Record):
+    customers: tuple[str, ...] = ()
+    date: dt.date | dt.datetime = dt.date(1970, 1, 1)
+    kind: str = "note"
+    direction: str = "out"
+    summary: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    product: str | None = None
+    quantity: int | None = None
+    consumer: str | None = None
+    recurring: str | None = None
+    rating: int | None = None
+    nps: int | None = None
+    due: dt.date | None = None
+    done: bool = False
+    by: str | None = None
+    notes: str = ""
+
+    @property
+    def day(self) -> dt.date:
+        return self.date.date() if isinstance(self.date, dt.datetime) else self.date
+
+    @property
+    def title(self) -> str:
+        return self.summary or self.product or self.kind
+
+    def sort_key(self) -> tuple[dt.date, str, str]:
+        time = self.date.isoformat() if isinstance(self.date, dt.datetime) else ""
+        return (self.day, time, self.id)
+
+
+@dataclass(frozen=True)
+class Persona(Record):
+    name: str = ""
+    headline: str | None = None
+    photo: str | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+    goals: tuple[str, ...] = ()
+    pains: tuple[str, ...] = ()
+    objections: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    match: Rule | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """Every record, keyed by id, after validation."""
+
+    config: Config
+    customers: dict[str, Customer]
+    organizations: dict[str, Organization]
+    interactions: tuple[Interaction, ...]
+    personas: dict[str, Persona]

@@ -1,0 +1,235 @@
+"""Reading record files into position-carrying YAML trees.
+
+PyYAML's constructors lose the text as written (`NO` becomes False, `0612` becomes 394) and the
+position of every value. custsite therefore stops at PyYAML's *composer*: it keeps each scalar's
+source text, quoting style, the tag YAML 1.1 would give it, and its line and column. Types are
+converted later, through the record schema (see `fields.py`), so nothing the user wrote is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import yaml
+
+from .errors import Location, Problem, problem
+
+# libyaml's composer is several times faster and gives the same marks.
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_NODES = 100_000  # aliases may expand a small file exponentially; refuse beyond this
+MAX_DEPTH = 100
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+NULL_TAG = "tag:yaml.org,2002:null"
+STR_TAG = "tag:yaml.org,2002:str"
+
+
+@dataclass(frozen=True)
+class YScalar:
+    text: str
+    tag: str  # the tag YAML 1.1 resolves for this text (str for quoted scalars)
+    plain: bool  # written without quotes or block style
+    loc: Location
+
+    @property
+    def is_null(self) -> bool:
+        return self.plain and self.tag == NULL_TAG
+
+
+@dataclass(frozen=True)
+class YSeq:
+    items: tuple[YNode, ...]
+    loc: Location
+
+
+@dataclass(frozen=True)
+class YMap:
+    items: tuple[tuple[YScalar, YNode], ...]
+    loc: Location
+
+    def get(self, key: str) -> YNode | None:
+        for k, v in self.items:
+            if k.text == key:
+                return v
+        return None
+
+    def keys(self) -> list[str]:
+        return [k.text for k, _ in self.items]
+
+
+YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - runtime alias used in isinstance-free unions
+
+
+def describe(node: YNode) -> str:
+    """Words for what was found, for "expected X, found Y" messages."""
+    if isinstance(node, YMap):
+        return "a mapping"
+    if isinstance(node, YSeq):
+        return "a list"
+    if node.is_null:
+        return "nothing"
+    return f"'{node.text}'" if len(node.text) <= 60 else f"'{node.text[:57]}...'"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One parsed file: its YAML tree (None when empty) and, for Markdown, its body."""
+
+    path: str
+    root: YNode | None
+    body: str | None
+    body_line: int
+
+
+class _Converter:
+    def __init__(self, path: str, line_offset: int, problems: list[Problem]) -> None:
+        self.path = path
+        self.offset = line_offset
+        self.problems = problems
+        self.count = 0
+        self.too_big = False
+
+    def loc(self, node: yaml.Node) -> Location:
+        mark = node.start_mark
+        return Location(self.path, mark.line + 1 + self.offset, mark.column + 1)
+
+    def convert(self, node: yaml.Node, depth: int = 0) -> YNode:
+        self.count += 1
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
+            if not self.too_big:
+                self.too_big = True
+                what = "nests deeper" if depth > MAX_DEPTH else "expands (through aliases) to more"
+                limit = MAX_DEPTH if depth > MAX_DEPTH else MAX_NODES
+                self.problems.append(problem(
+                    self.loc(node), "yaml-alias",
+                    f"this document {what} than {limit:,} levels/values; refusing to read it"))
+            raise _TooBig
+        if isinstance(node, yaml.ScalarNode):
+            return YScalar(str(node.value), node.tag, not node.style, self.loc(node))
+        if isinstance(node, yaml.SequenceNode):
+            return YSeq(tuple(self.convert(n, depth + 1) for n in node.value), self.loc(node))
+        assert isinstance(node, yaml.MappingNode)
+        seen: dict[str, Location] = {}
+        items: list[tuple[YScalar, YNode]] = []
+        for knode, vnode in node.value:
+            key = self.convert(knode, depth + 1)
+            value = self.convert(vnode, depth + 1)
+            if not isinstance(key, YScalar):
+                self.problems.append(problem(key.loc, "wrong-type",
+                                             "expected a plain key, found a complex key"))
+                continue
+            if key.text in seen:
+                first = seen[key.text]
+                self.problems.append(problem(
+                    key.loc, "duplicate-key",
+                    f"duplicate key '{key.text}' (first at line {first.line}); "
+                    "YAML keeps only the last value: remove one"))
+                continue
+            seen[key.text] = key.loc
+            items.append((key, value))
+        return YMap(tuple(items), self.loc(node))
+
+
+class _TooBig(Exception):
+    pass
+
+
+def parse_yaml(text: str, path: str, *, line_offset: int = 0,
+               problems: list[Problem]) -> YNode | None:
+    """Compose one YAML document into a YNode tree; problems are appended, never raised."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)  # noqa: S506 - compose builds no objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = (mark.line + 1 + line_offset) if mark else 0
+        col = (mark.column + 1) if mark else 0
+        what = " ".join(s for s in (exc.context, exc.problem) if s) or "invalid YAML"
+        if "expected a single document" in what or "but found another document" in what:
+            what = "expected a single YAML document, found another one (a second '---')"
+        problems.append(problem(Location(path, line, col), "yaml-syntax", what))
+        return None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        problems.append(problem(Location(path, 1 + line_offset, 1), "yaml-syntax",
+                                f"cannot parse YAML: {exc}"))
+        return None
+    if node is None:
+        return None
+    try:
+        return _Converter(path, line_offset, problems).convert(node)
+    except (_TooBig, RecursionError):
+        return None
+
+
+def decode(data: bytes, path: str, problems: list[Problem]) -> str | None:
+    """UTF-8 text with a BOM and CRLF accepted; None (and a problem) when it is not text."""
+    if len(data) > MAX_FILE_BYTES:
+        problems.append(problem(Location(path, 1, 1), "file-unreadable",
+                                f"file is {len(data):,} bytes, more than the "
+                                f"{MAX_FILE_BYTES:,} a record may hold"))
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        problems.append(problem(Location(path, line, col), "file-unreadable",
+                                f"expected UTF-8 text, found byte 0x{data[exc.start]:02x}; "
+                                "save the file as UTF-8"))
+        return None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        problems.append(problem(Location(path, line, 1), "file-unreadable",
+                                "expected text, found a NUL byte (a binary file?)"))
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_front_matter(text: str, path: str,
+                       problems: list[Problem]) -> tuple[str, str, int] | None:
+    """Split a Markdown record into (front matter, body, body's first line number)."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        problems.append(problem(Location(path, 1, 1), "front-matter",
+                                "expected the file to start with a '---' line opening "
+                                "the YAML front matter"))
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].rstrip() in ("---", "..."):
+            return "\n".join(lines[1:i]), "\n".join(lines[i + 1:]), i + 2
+    problems.append(problem(Location(path, 1, 1), "front-matter",
+                            "the front matter opened on line 1 is never closed by a '---' line"))
+    return None
+
+
+def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | None:
+    """Read and parse one record file (`.yaml`/`.yml` or `.md`)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        problems.append(problem(Location(rel), "file-unreadable",
+                                f"cannot read the file: {exc.strerror}"))
+        return None
+    text = decode(data, rel, problems)
+    if text is None:
+        return None
+    if file.suffix == ".md":
+        parts = split_front_matter(text, rel, problems)
+        if parts is None:
+            return None
+        front, body, body_line = parts
+        root = parse_yaml(front, rel, line_offset=1, problems=problems)
+        if root is None and not front.strip():
+            root = YMap((), Location(rel, 1, 1))
+        return Document(rel, root, body, body_line) if root is not None else None
+    before = len(problems)
+    root = parse_yaml(text, rel, problems=problems)
+    if root is None:
+        if len(problems) == before:
+            problems.append(problem(Location(rel, 1, 1), "missing-field",
+                                    "the file is empty; expected the record's fields"))
+        return None
+    return Document(rel, root, None, 0)

@@ -1,0 +1,203 @@
+"""Loading every record and checking it, alone and against the others.
+
+Nothing stops early: every file is read, every field converted, and the references are checked
+only once everything is loaded, so one run reports every problem of the portfolio.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from . import records
+from .config import Config
+from .errors import Location, Problem, did_you_mean, problem
+from .fields import ID_RE, Context
+from .model import DIRECTED_KINDS, Customer, Interaction, Organization, Persona, Portfolio, Record
+from .parse import read_document
+from .sources import SourceFile, discover
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    portfolio: Portfolio
+    problems: list[Problem]
+
+
+def _check_id(source: SourceFile, ctx: Context) -> bool:
+    if ID_RE.match(source.stem):
+        return True
+    suggestion = source.stem.lower().replace(" ", "-")
+    hint = f"; rename it to '{suggestion}{source.path.suffix}'" if ID_RE.match(suggestion) else ""
+    ctx.report(Location(source.rel, 1, 1), "invalid-id",
+               f"the file name '{source.stem}' is not a valid id (lowercase letters, digits, "
+               f"'-' and '_', starting with a letter or digit){hint}")
+    return False
+
+
+def _unique(items: Iterable[Record], what: str, ctx: Context) -> dict[str, Record]:
+    """Index records by id, reporting ids used twice and ids that differ only in case."""
+    out: dict[str, Record] = {}
+    for item in items:
+        first = out.get(item.id)
+        if first is not None:
+            ctx.report(item.loc("id") if "id" in item.locs else item.loc(), "duplicate-id",
+                       f"{what} id '{item.id}' is already used by {first.path}")
+            continue
+        out[item.id] = item
+    return out
+
+
+def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
+    """Read, convert and cross-check every record; problems are appended."""
+    ctx = config.context(problems)
+    sources = discover(config, problems)
+    customers: list[Customer] = []
+    organizations: list[Organization] = []
+    interactions: list[Interaction] = []
+    personas: list[Persona] = []
+    for source in sources:
+        doc = read_document(source.path, source.rel, problems)
+        if doc is None or doc.root is None:
+            continue
+        if source.kind == "interaction":
+            interactions.extend(records.to_interactions(doc, source.stem, ctx))
+            continue
+        if not _check_id(source, ctx):
+            continue
+        if source.kind == "customer":
+            c = records.to_customer(doc, source.stem, config, ctx)
+            if c:
+                customers.append(c)
+        elif source.kind == "organization":
+            o = records.to_organization(doc, source.stem, config, ctx)
+            if o:
+                organizations.append(o)
+        else:
+            p = records.to_persona(doc, source.stem, config, ctx)
+            if p:
+                personas.append(p)
+    portfolio = Portfolio(
+        config=config,
+        customers=_unique(customers, "customer", ctx),  # type: ignore[arg-type]
+        organizations=_unique(organizations, "organization", ctx),  # type: ignore[arg-type]
+        interactions=tuple(sorted(
+            _unique(interactions, "interaction", ctx).values(),  # type: ignore[type-var]
+            key=Interaction.sort_key)),
+        personas=_unique(personas, "persona", ctx),  # type: ignore[arg-type]
+    )
+    check_portfolio(portfolio, ctx)
+    return portfolio
+
+
+def check_portfolio(p: Portfolio, ctx: Context) -> None:
+    """The checks that need more than one record."""
+    _check_customers(p, ctx)
+    _check_interactions(p, ctx)
+    _check_personas(p, ctx)
+
+
+def _ref_error(ctx: Context, loc: Location, what: str, ref: str, known: Iterable[str]) -> None:
+    ctx.report(loc, "unknown-reference",
+               f"no {what} with id '{ref}'" + did_you_mean(ref, list(known)))
+
+
+def _check_customers(p: Portfolio, ctx: Context) -> None:
+    emails: dict[str, Customer] = {}
+    for c in p.customers.values():
+        if c.organization and c.organization not in p.organizations:
+            _ref_error(ctx, c.loc("organization"), "organization", c.organization,
+                       p.organizations)
+        if c.role and not c.organization:
+            ctx.report(c.loc("role"), "misplaced-field",
+                       "'role' is the contact's buying role inside an organization; "
+                       "set 'organization' too")
+        if c.referred_by:
+            if c.referred_by == c.id:
+                ctx.report(c.loc("referred_by"), "invalid-value",
+                           "a contact cannot be referred by itself")
+            elif c.referred_by not in p.customers:
+                _ref_error(ctx, c.loc("referred_by"), "customer", c.referred_by, p.customers)
+        if c.age is not None and c.birth_date is not None:
+            ctx.report(c.loc("age"), "misplaced-field", "give either 'age' or 'birth_date', "
+                                                        "not both")
+        if c.email:
+            key = c.email.strip().lower()
+            first = emails.get(key)
+            if first:
+                ctx.report(c.loc("email"), "duplicate-email",
+                           f"e-mail '{c.email}' is also the address of '{first.id}' "
+                           f"({first.path}); merge the two records")
+            else:
+                emails[key] = c
+
+
+def _check_interactions(p: Portfolio, ctx: Context) -> None:
+    currencies: dict[str, tuple[str, Interaction]] = {}
+    for i in p.interactions:
+        for n, cid in enumerate(i.customers):
+            loc = i.loc("customer") if "customer" in i.locs else i.loc(f"customers.{n}")
+            if cid not in p.customers:
+                _ref_error(ctx, loc, "customer", cid, p.customers)
+                continue
+            created = p.customers[cid].created
+            if created and i.day < created:
+                ctx.report(i.loc("date"), "before-created",
+                           f"dated {i.day}, before '{cid}' was created ({created})")
+        if i.kind == "purchase":
+            if i.amount is None:
+                ctx.report(i.loc("kind"), "missing-amount",
+                           "a purchase needs an 'amount' (0 for a free one)")
+            currency = i.currency or p.config.currency
+            for cid in i.customers:
+                seen = currencies.get(cid)
+                if seen is None:
+                    currencies[cid] = (currency, i)
+                elif seen[0] != currency:
+                    ctx.report(i.loc("currency") if i.currency else i.loc("kind"),
+                               "mixed-currencies",
+                               f"purchase in {currency}, but '{cid}' already bought in "
+                               f"{seen[0]} ({seen[1].path}); totals cannot mix currencies")
+        else:
+            for name in ("amount", "currency", "quantity", "recurring", "consumer"):
+                if name in i.locs:
+                    ctx.report(i.loc(name), "misplaced-field",
+                               f"'{name}' only applies to purchases, not to a {i.kind}")
+        if i.kind != "feedback":
+            for name in ("rating", "nps"):
+                if name in i.locs:
+                    ctx.report(i.loc(name), "misplaced-field",
+                               f"'{name}' only applies to feedback, not to a {i.kind}")
+        if i.kind != "reminder":
+            for name in ("due", "done"):
+                if name in i.locs:
+                    ctx.report(i.loc(name), "misplaced-field",
+                               f"'{name}' only applies to reminders, not to a {i.kind}")
+        if "direction" in i.locs and i.kind not in DIRECTED_KINDS:
+            ctx.report(i.loc("direction"), "misplaced-field",
+                       f"'direction' applies to {', '.join(DIRECTED_KINDS)}, not to a {i.kind}")
+
+
+def check_dates(p: Portfolio, as_of: dt.date, ctx: Context) -> None:
+    """Interactions after the date the build reasons about are ignored; say so."""
+    for i in p.interactions:
+        if i.day > as_of:
+            ctx.report(i.loc("date"), "future-interaction",
+                       f"dated {i.day}, after the build date {as_of}; it is ignored until then")
+
+
+def _check_personas(p: Portfolio, ctx: Context) -> None:
+    for persona in p.personas.values():
+        if not persona.photo:
+            continue
+        photo = PurePosixPath(persona.photo)
+        if photo.is_absolute() or ".." in photo.parts or "\\" in persona.photo:
+            ctx.report(persona.loc("photo"), "unsafe-path",
+                       f"photo '{persona.photo}' must be a path inside the personas folder")
+            continue
+        file = p.config.root / Path(persona.path).parent / photo
+        if not file.is_file():
+            ctx.report(persona.loc("photo"), "missing-file",
+                       f"photo '{persona.photo}' does not exist next to {persona.path}")
