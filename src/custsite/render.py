@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Any
 
 import jinja2
@@ -154,7 +155,27 @@ def render_site(derived: Derived) -> list[Page]:
         if item.is_file():
             pages.append(Page(f"static/{item.name}", item.read_bytes()))
     pages.extend(data_files(derived))
+    pages.extend(persona_photos(derived))
     return sorted(pages, key=lambda pg: pg.path)
+
+
+def photo_path(persona_id: str, photo: str) -> str:
+    """Where a persona's photo lands in the site: beside its page, under its own name."""
+    return f"personas/{persona_id}/{PurePosixPath(photo).name}"
+
+
+def persona_photos(derived: Derived) -> list[Page]:
+    """Copy each persona's photo (checked to exist inside the portfolio) next to its page."""
+    out = []
+    root = derived.config.root
+    for persona in derived.portfolio.personas.values():
+        if persona.photo:
+            source = root / PurePosixPath(persona.path).parent / persona.photo
+            try:
+                out.append(Page(photo_path(persona.id, persona.photo), source.read_bytes()))
+            except OSError as exc:
+                raise CustsiteError(f"cannot read {source}: {exc.strerror}") from exc
+    return out
 
 
 def _json_default(value: Any) -> Any:

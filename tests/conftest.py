@@ -1,0 +1,50 @@
+"""Shared fixtures: scratch portfolios written from strings, and the example portfolio."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from custsite.build import CheckResult, check
+
+REPO = Path(__file__).resolve().parent.parent
+AS_OF = dt.date(2026, 6, 1)
+
+ScratchFactory = Callable[[dict[str, str | bytes]], Path]
+
+
+@pytest.fixture
+def scratch_portfolio(tmp_path: Path) -> ScratchFactory:
+    """Write a small portfolio from {relative path: text}; text is dedented."""
+
+    def make(files: dict[str, str | bytes]) -> Path:
+        for rel, text in files.items():
+            target = tmp_path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(text, bytes):
+                target.write_bytes(text)
+            else:
+                target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return tmp_path
+
+    return make
+
+
+@pytest.fixture
+def checked(scratch_portfolio: ScratchFactory) -> Callable[..., CheckResult]:
+    """Write a scratch portfolio and check it at AS_OF."""
+
+    def run(files: dict[str, str | bytes], as_of: dt.date = AS_OF) -> CheckResult:
+        return check(scratch_portfolio(files), as_of=as_of)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def example() -> CheckResult:
+    """The example portfolio at the repository root, checked once."""
+    return check(REPO)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from custsite.errors import Problem
+from custsite.parse import YMap, YScalar, YSeq, decode, parse_yaml, read_document
+
+
+def _parse(text: str) -> tuple[object, list[Problem]]:
+    problems: list[Problem] = []
+    return parse_yaml(text, "f.yaml", problems=problems), problems
+
+
+def test_scalars_keep_text_style_and_position() -> None:
+    root, problems = _parse('a: NO\nb: "NO"\nc:\n  - 02134\n')
+    assert problems == []
+    assert isinstance(root, YMap)
+    a, b = root.get("a"), root.get("b")
+    assert isinstance(a, YScalar) and a.text == "NO" and a.plain and a.tag.endswith(":bool")
+    assert isinstance(b, YScalar) and b.text == "NO" and not b.plain
+    assert (a.loc.line, a.loc.col) == (1, 4)
+    c = root.get("c")
+    assert isinstance(c, YSeq)
+    item = c.items[0]
+    assert isinstance(item, YScalar) and item.text == "02134"
+    assert (item.loc.line, item.loc.col) == (4, 5)
+
+
+def test_duplicate_keys_are_reported_with_both_lines() -> None:
+    root, problems = _parse("name: A\nemail: a@b.c\nname: B\n")
+    assert [(p.code, p.location.line, p.location.col) for p in problems] == [
+        ("duplicate-key", 3, 1)]
+    assert "first at line 1" in problems[0].message
+    assert isinstance(root, YMap) and root.keys() == ["name", "email"]
+
+
+def test_syntax_error_is_located() -> None:
+    _, problems = _parse("name: [unclosed\nemail: x\n")
+    assert len(problems) == 1
+    assert problems[0].code == "yaml-syntax"
+    assert problems[0].location.line >= 2
+
+
+def test_alias_bomb_is_refused() -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for n in range(1, 9):
+        lines.append(f"a{n}: &a{n} [" + ",".join([f"*a{'' if n == 1 else n - 1}"] * 9) + "]")
+    _, problems = _parse("\n".join(lines) + "\n")
+    assert [p.code for p in problems] == ["yaml-alias"]
+
+
+def test_front_matter_lines_are_shifted(tmp_path: Path) -> None:
+    f = tmp_path / "jane.md"
+    f.write_bytes(b"\xef\xbb\xbf---\r\nname: Jane\r\nemail: x\r\n---\r\nBody *text*\r\n")
+    problems: list[Problem] = []
+    doc = read_document(f, "jane.md", problems)
+    assert problems == []
+    assert doc is not None and isinstance(doc.root, YMap)
+    email = doc.root.get("email")
+    assert isinstance(email, YScalar) and (email.loc.line, email.loc.col) == (3, 8)
+    assert doc.body == "Body *text*\n"
+
+
+def test_unclosed_front_matter(tmp_path: Path) -> None:
+    f = tmp_path / "x.md"
+    f.write_text("---\nname: X\n")
+    problems: list[Problem] = []
+    assert read_document(f, "x.md", problems) is None
+    assert [p.code for p in problems] == ["front-matter"]
+
+
+def test_non_utf8_is_located() -> None:
+    problems: list[Problem] = []
+    assert decode(b"name: ok\nnote: caf\xe9\n", "f.yaml", problems) is None
+    assert [(p.code, p.location.line, p.location.col) for p in problems] == [
+        ("file-unreadable", 2, 10)]
+
+
+def test_empty_yaml_file(tmp_path: Path) -> None:
+    f = tmp_path / "x.yaml"
+    f.write_text("# only a comment\n")
+    problems: list[Problem] = []
+    assert read_document(f, "x.yaml", problems) is None
+    assert [p.code for p in problems] == ["missing-field"]
