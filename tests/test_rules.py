@@ -103,7 +103,7 @@ def test_declared_custom_fields_are_typed(tmp_path: Any) -> None:
 
 
 def test_no_eval_anywhere() -> None:
-    rule, problems = _compile("name: {matches: '__import__'}")
+    rule, _ = _compile("name: {matches: '__import__'}")
     assert rule is not None and not rule.matches(VALUES, AS_OF)
     # The YAML of a rule is composed, never constructed: tags cannot build objects.
     with pytest.raises(yaml.YAMLError):

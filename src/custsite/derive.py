@@ -5,6 +5,7 @@ the organization roll-ups. Pure: the build date is passed in, nothing reads the 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -223,7 +224,7 @@ def _born_again(purchases: Sequence[Interaction], cancellations: Sequence[Intera
                 lapse_after_days: int) -> bool:
     """Lapsed at some point (no purchase for longer than the lapse delay, no subscription
     running) and bought again afterwards."""
-    for a, b in zip(purchases, purchases[1:], strict=False):
+    for a, b in itertools.pairwise(purchases):
         if (b.day - a.day).days > lapse_after_days:
             lapsed_on = a.day + dt.timedelta(days=lapse_after_days + 1)
             if not _active_at(purchases, cancellations, lapsed_on):
@@ -245,7 +246,7 @@ def _quintile_scores(items: Sequence[tuple[str, Any]], *, reverse: bool = False)
 
 
 def _threshold(value: Any, bounds: Sequence[Any]) -> int:
-    return 1 + sum(value >= b for b in bounds)
+    return 1 + sum(1 for b in bounds if value >= b)
 
 
 def rfm_segment(r: int, f: int) -> str:
@@ -382,22 +383,23 @@ def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
     for b in BUILTINS:
         segments[b.id] = Segment(b.id, b.title, b.description, True,
                                  tuple(c.id for c in contacts if b.test(c)))
-    for seg in config.segments:
-        segments[seg.id] = Segment(seg.id, seg.title, seg.description, False, tuple(
-            c.id for c in contacts if seg.rule.matches(c.values(), as_of)))
-    for seg_id, seg in segments.items():
-        for cid in seg.members:
+    for declared in config.segments:
+        segments[declared.id] = Segment(
+            declared.id, declared.title, declared.description, False,
+            tuple(c.id for c in contacts if declared.rule.matches(c.values(), as_of)))
+    for seg_id, segment in segments.items():
+        for cid in segment.members:
             members[cid].append(seg_id)
     contact_map = {c.id: _replace(c, segments=tuple(members.get(c.id, ()))) for c in contacts}
 
     problems: list[Problem] = []
-    for c in contact_map.values():
-        declared = c.customer.status
-        if declared and declared != c.stage:
-            problems.append(problem(c.customer.loc("status"), "status-mismatch",
-                                    f"declared status '{declared}' but the records say "
-                                    f"'{c.stage}' ({c.stage_reason}); remove 'status' or "
-                                    "update it"))
+    for contact in contact_map.values():
+        status = contact.customer.status
+        if status and status != contact.stage:
+            problems.append(problem(contact.customer.loc("status"), "status-mismatch",
+                                    f"declared status '{status}' but the records say "
+                                    f"'{contact.stage}' ({contact.stage_reason}); remove "
+                                    "'status' or update it"))
     accounts = _accounts(portfolio, contact_map, problems)
     matches = {p.id: tuple(c.id for c in contact_map.values() if p.id in c.personas)
                for p in personas}

@@ -4,13 +4,14 @@ to exit codes."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import click
 
 
-class Severity(str, Enum):
+class Severity(Enum):
     ERROR = "error"
     WARNING = "warning"
 
@@ -39,86 +40,94 @@ class Rule:
 
 # Every rule code custsite can report. Codes are stable: tools and CI configurations key on them.
 # The README documents each one (a test keeps the two in step).
+E, W = Severity.ERROR, Severity.WARNING
+R = Rule
+
 RULES: dict[str, Rule] = {
     r.code: r
     for r in [
-        Rule("yaml-syntax", Severity.ERROR, "the file is not valid YAML",
+        R("yaml-syntax", E, "the file is not valid YAML",
              "Nothing in a file that does not parse can be trusted, so the whole file is refused."),
-        Rule("file-unreadable", Severity.ERROR, "the file cannot be read as UTF-8 text",
+        R("file-unreadable", E, "the file cannot be read as UTF-8 text",
              "Records are text; other encodings would be silently mis-decoded."),
-        Rule("front-matter", Severity.ERROR, "a Markdown record without a closed `---` front matter",
-             "The fields of a `.md` record live in its front matter; without it there is no record."),
-        Rule("duplicate-key", Severity.ERROR, "a key appears twice in one mapping",
+        R("front-matter", E, "a Markdown record without a closed `---` front matter",
+             "The fields of a `.md` record live in its front matter; without it there is "
+             "no record."),
+        R("duplicate-key", E, "a key appears twice in one mapping",
              "YAML loaders silently keep the last value, so the first one is lost without a word."),
-        Rule("yaml-alias", Severity.ERROR, "anchors and aliases expand beyond a safe size",
+        R("yaml-alias", E, "anchors and aliases expand beyond a safe size",
              "Aliases can blow a small file up exponentially (the 'billion laughs' attack)."),
-        Rule("unknown-field", Severity.ERROR, "a field that the record kind does not have",
+        R("unknown-field", E, "a field that the record kind does not have",
              "A typo in a field name would otherwise make its value silently disappear."),
-        Rule("missing-field", Severity.ERROR, "a required field is absent or empty",
+        R("missing-field", E, "a required field is absent or empty",
              "Records without their identifying fields cannot be shown or linked."),
-        Rule("wrong-type", Severity.ERROR, "a value of the wrong type (text, number, list, ...)",
+        R("wrong-type", E, "a value of the wrong type (text, number, list, ...)",
              "Templates and rules must never see a value of a type they do not expect."),
-        Rule("invalid-value", Severity.ERROR, "a value outside the allowed set or range",
+        R("invalid-value", E, "a value outside the allowed set or range",
              "Enumerations (kinds, roles, stages) drive computations; an unknown one is a typo."),
-        Rule("yaml-implicit-type", Severity.ERROR,
+        R("yaml-implicit-type", E,
              "an unquoted value that YAML 1.1 reads as another type (`NO`, `0612345678`, `1:20`)",
              "custsite keeps the text as written, but other YAML tools would read false, a "
-             "number without its leading zero, or a base-60 number: quote it so every tool agrees."),
-        Rule("invalid-date", Severity.ERROR, "a date that is not an ISO date or not a real day",
+             "number without its leading zero, or a base-60 number: quote it so every tool "
+             "agrees."),
+        R("invalid-date", E, "a date that is not an ISO date or not a real day",
              "2025-02-30 looks like a date but is none; the timeline and stages depend on dates."),
-        Rule("invalid-email", Severity.ERROR, "an e-mail address with invalid syntax",
+        R("invalid-email", E, "an e-mail address with invalid syntax",
              "Checked offline for syntax only; a bad address is a lost contact."),
-        Rule("invalid-phone", Severity.ERROR, "a phone number that cannot be parsed or is impossible",
+        R("invalid-phone", E, "a phone number that cannot be parsed or is impossible",
              "Numbers are normalised to E.164 so they can be dialled and compared."),
-        Rule("invalid-country", Severity.ERROR, "not an ISO 3166-1 alpha-2 country code",
+        R("invalid-country", E, "not an ISO 3166-1 alpha-2 country code",
              "Country codes feed segments and maps; free text cannot be grouped."),
-        Rule("invalid-currency", Severity.ERROR, "not an ISO 4217 currency code",
+        R("invalid-currency", E, "not an ISO 4217 currency code",
              "Amounts without a real currency cannot be totalled."),
-        Rule("invalid-url", Severity.ERROR, "not an absolute http(s) URL",
+        R("invalid-url", E, "not an absolute http(s) URL",
              "Links on the site must lead somewhere and never run script (`javascript:`)."),
-        Rule("invalid-id", Severity.ERROR, "a file name that is not a safe record id",
+        R("invalid-id", E, "a file name that is not a safe record id",
              "Ids become folder names in the site: lowercase letters, digits, `-`, `_` only."),
-        Rule("duplicate-id", Severity.ERROR, "two records of one kind share an id",
+        R("duplicate-id", E, "two records of one kind share an id",
              "An id must name exactly one record, or links and references are ambiguous."),
-        Rule("duplicate-email", Severity.ERROR, "two contacts share an e-mail address",
+        R("duplicate-email", E, "two contacts share an e-mail address",
              "Usually the same person entered twice; merge them."),
-        Rule("unknown-reference", Severity.ERROR,
+        R("unknown-reference", E,
              "a reference to a record that does not exist (customer, organization, referred_by)",
              "A dangling link breaks the site and loses the interaction or the relation."),
-        Rule("missing-file", Severity.ERROR, "a file named by a record does not exist (persona photo)",
+        R("missing-file", E, "a file named by a record does not exist (persona photo)",
              "The site would show a broken image."),
-        Rule("unsafe-path", Severity.ERROR, "a path that leaves the portfolio (`../`, absolute)",
+        R("unsafe-path", E, "a path that leaves the portfolio (`../`, absolute)",
              "Records must never make the build read or write outside the portfolio."),
-        Rule("status-mismatch", Severity.WARNING, "a declared `status` that differs from the computed stage",
-             "Stages are computed from interactions; a stale hand-written status misleads readers."),
-        Rule("future-interaction", Severity.WARNING, "an interaction dated after `as_of`",
+        R("status-mismatch", W, "a declared `status` that differs from the computed stage",
+             "Stages are computed from interactions; a stale hand-written status misleads "
+             "readers."),
+        R("future-interaction", W, "an interaction dated after `as_of`",
              "Future interactions are ignored by the stage engine until their date has come."),
-        Rule("before-created", Severity.WARNING, "an interaction dated before the contact's `created` date",
+        R("before-created", W, "an interaction dated before the contact's `created` date",
              "Either the date or `created` is wrong."),
-        Rule("missing-amount", Severity.ERROR, "a purchase without an amount",
+        R("missing-amount", E, "a purchase without an amount",
              "Revenue, RFM and values would be silently understated."),
-        Rule("mixed-currencies", Severity.ERROR, "purchases of one contact or account in several currencies",
+        R("mixed-currencies", E, "purchases of one contact or account in several currencies",
              "A total of amounts in different currencies is meaningless."),
-        Rule("misplaced-field", Severity.WARNING, "a field that has no meaning for this kind of record",
+        R("misplaced-field", W, "a field that has no meaning for this kind of record",
              "`amount` on a call or `role` without an organization are usually mistakes."),
-        Rule("no-decision-maker", Severity.WARNING,
+        R("no-decision-maker", W,
              "an organization with open deals and no known decision-maker",
              "Deals stall when nobody who holds the budget is involved."),
-        Rule("unknown-rule-field", Severity.ERROR, "a segment or persona rule names an unknown field path",
+        R("unknown-rule-field", E, "a segment or persona rule names an unknown field path",
              "A misspelt path would make the segment silently empty."),
-        Rule("unknown-rule-operator", Severity.ERROR, "a rule uses an unknown operator",
+        R("unknown-rule-operator", E, "a rule uses an unknown operator",
              "Only the documented operators exist; anything else is a typo."),
-        Rule("invalid-rule", Severity.ERROR, "a rule whose value does not fit its field or operator",
-             "Comparing a number with text or a bad regular expression would silently never match."),
+        R("invalid-rule", E, "a rule whose value does not fit its field or operator",
+             "Comparing a number with text or a bad regular expression would silently "
+             "never match."),
     ]
 }
 
 
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ` (did you mean 'x'?)`, or an empty string when nothing is close."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    if not close and word.lower() in {c.lower() for c in choices}:
-        close = [c for c in choices if c.lower() == word.lower()]
+    options = sorted(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in options if c.lower() == word.lower()]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -149,7 +149,7 @@ def text(node: YNode, ctx: Context, key: str) -> str | Invalid:
 
 
 def loose_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
-    """Text where numbers are fine (a product name, a summary); only mangled spellings are reported."""
+    """Text where numbers are fine (a product, a summary); only mangled spellings are reported."""
     s = _scalar(node, ctx, "text")
     if isinstance(s, Invalid):
         return s
@@ -321,12 +321,13 @@ def phone(node: YNode, ctx: Context, key: str) -> str | Invalid:
     try:
         number = phonenumbers.parse(value, ctx.default_region)
     except phonenumbers.NumberParseException as exc:
-        hint = ""
         if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
-            hint = ("; write it with its country code (+33 ...) "
-                    "or set default_region in custsite.yaml")
+            return ctx.report(node.loc, "invalid-phone",
+                              f"'{value}' has no country code and custsite.yaml sets no "
+                              "default_region; write it as +<country code> ... or set "
+                              "default_region")
         return ctx.report(node.loc, "invalid-phone",
-                          f"'{value}' is not a phone number: {exc._msg}{hint}")
+                          f"'{value}' is not a phone number: {str(exc._msg).rstrip('.')}")
     if not phonenumbers.is_valid_number(number):
         return ctx.report(node.loc, "invalid-phone",
                           f"'{value}' is not a valid phone number"
@@ -405,7 +406,7 @@ def convert_mapping(node: YNode, schema: Mapping[str, Field], ctx: Context, *,
                     what: str) -> tuple[dict[str, Any], dict[str, Location]] | None:
     """Convert a mapping node through a schema: (values, each field's location), or None."""
     if not isinstance(node, YMap):
-        ctx.report(node.loc, "wrong-type", f"expected a mapping of {what} fields, "
+        ctx.report(node.loc, "wrong-type", f"expected a mapping of fields for {what}, "
                                            f"found {describe(node)}")
         return None
     values: dict[str, Any] = {}

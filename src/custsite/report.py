@@ -22,6 +22,17 @@ def _source_line(root: Path, problem: Problem, cache: dict[str, list[str]]) -> s
     return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
+def _window(line: str, col: int, width: int = 100) -> tuple[str, int]:
+    """A long line cut to `width` characters around the column, and the caret's new column."""
+    if len(line) <= width:
+        return line, col
+    start = max(0, min(col - width // 2, len(line) - width))
+    cut = line[start:start + width]
+    prefix = "…" if start else ""
+    suffix = "…" if start + width < len(line) else ""
+    return prefix + cut + suffix, col - start + len(prefix)
+
+
 def format_text(problems: Sequence[Problem], root: Path) -> str:
     """Compiler-style lines with the offending source line and a caret under the column."""
     out: list[str] = []
@@ -30,10 +41,9 @@ def format_text(problems: Sequence[Problem], root: Path) -> str:
         out.append(p.format())
         source = _source_line(root, p, cache)
         if source.strip():
-            shown = source.expandtabs(1)
+            shown, caret = _window(source.expandtabs(1), max(p.location.col, 1))
             out.append(f"    {shown}")
-            col = max(p.location.col, 1)
-            out.append("    " + " " * (col - 1) + "^")
+            out.append("    " + " " * (caret - 1) + "^")
     errors = sum(p.severity is Severity.ERROR for p in problems)
     warnings = len(problems) - errors
     if problems:

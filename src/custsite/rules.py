@@ -123,7 +123,7 @@ class Test(Rule):
         return {self.path}
 
     def matches(self, values: Mapping[str, Any], as_of: dt.date) -> bool:
-        value = values.get(self.path)
+        value: Any = values.get(self.path)
         missing = value is None or (self.is_list and not value)
         op, x = self.op, self.operand
         if op == "exists":
@@ -131,7 +131,7 @@ class Test(Rule):
         if missing:
             return op in ("ne", "not_in")
         items = tuple(value) if self.is_list else (value,)
-        if op == "eq" or op == "contains" and self.is_list:
+        if op == "eq" or (op == "contains" and self.is_list):
             return x in items
         if op == "ne":
             return x not in items
@@ -144,12 +144,16 @@ class Test(Rule):
         if op == "matches":
             return any(x.search(str(v)) for v in items)
         if op == "within_days":
-            return as_of - dt.timedelta(days=x) <= value <= as_of
+            return bool(as_of - dt.timedelta(days=x) <= value <= as_of)
         if op == "older_than_days":
             return bool(value < as_of - dt.timedelta(days=x))
-        compare = {"gt": lambda a: a > x, "gte": lambda a: a >= x,
-                   "lt": lambda a: a < x, "lte": lambda a: a <= x}[op]
-        return any(compare(v) for v in items)
+        if op == "gt":
+            return any(v > x for v in items)
+        if op == "gte":
+            return any(v >= x for v in items)
+        if op == "lt":
+            return any(v < x for v in items)
+        return any(v <= x for v in items)
 
 
 def custom_field_type(spec: Mapping[str, Any]) -> FieldType:

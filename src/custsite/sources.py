@@ -47,11 +47,10 @@ def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
             if path.suffix not in RECORD_SUFFIXES or not path.is_file():
                 continue
             rel = "/".join(rel_parts)
-            if path.is_symlink() or not path.resolve().is_relative_to(root):
-                if not path.resolve().is_relative_to(root):
-                    problems.append(problem(Location(rel), "unsafe-path",
-                                            "this file is a link to a place outside the "
-                                            "portfolio; it is not read"))
-                    continue
+            if not path.resolve().is_relative_to(root):
+                problems.append(problem(Location(rel), "unsafe-path",
+                                        "this file is a link to a place outside the "
+                                        "portfolio; it is not read"))
+                continue
             found.append(SourceFile(kind, rel, path))
     return sorted(found)

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from . import records
 from .config import Config
-from .errors import Location, Problem, did_you_mean, problem
+from .errors import Location, Problem, did_you_mean
 from .fields import ID_RE, Context
 from .model import DIRECTED_KINDS, Customer, Interaction, Organization, Persona, Portfolio, Record
 from .parse import read_document
 from .sources import SourceFile, discover
 
-
-@dataclass(frozen=True)
-class LoadResult:
-    portfolio: Portfolio
-    problems: list[Problem]
+R = TypeVar("R", bound=Record)
 
 
 def _check_id(source: SourceFile, ctx: Context) -> bool:
@@ -37,9 +33,9 @@ def _check_id(source: SourceFile, ctx: Context) -> bool:
     return False
 
 
-def _unique(items: Iterable[Record], what: str, ctx: Context) -> dict[str, Record]:
-    """Index records by id, reporting ids used twice and ids that differ only in case."""
-    out: dict[str, Record] = {}
+def _unique(items: Iterable[R], what: str, ctx: Context) -> dict[str, R]:
+    """Index records by id, reporting ids used twice."""
+    out: dict[str, R] = {}
     for item in items:
         first = out.get(item.id)
         if first is not None:
@@ -81,12 +77,11 @@ def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
                 personas.append(p)
     portfolio = Portfolio(
         config=config,
-        customers=_unique(customers, "customer", ctx),  # type: ignore[arg-type]
-        organizations=_unique(organizations, "organization", ctx),  # type: ignore[arg-type]
-        interactions=tuple(sorted(
-            _unique(interactions, "interaction", ctx).values(),  # type: ignore[type-var]
-            key=Interaction.sort_key)),
-        personas=_unique(personas, "persona", ctx),  # type: ignore[arg-type]
+        customers=_unique(customers, "customer", ctx),
+        organizations=_unique(organizations, "organization", ctx),
+        interactions=tuple(sorted(_unique(interactions, "interaction", ctx).values(),
+                                  key=Interaction.sort_key)),
+        personas=_unique(personas, "persona", ctx),
     )
     check_portfolio(portfolio, ctx)
     return portfolio
