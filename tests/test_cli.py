@@ -257,3 +257,19 @@ def test_source_date_epoch(scratch_portfolio: ScratchFactory) -> None:
     result = run("build", root=root, env={"SOURCE_DATE_EPOCH": "1780000000"})
     assert result.exit_code == 0, result.output
     assert "(as of 2026-05-28)" in result.output
+
+
+def test_wheel_ships_the_theme(tmp_path: Path) -> None:
+    pytest.importorskip("setuptools")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                           "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {proc.stderr[-200:]}")
+    import zipfile
+
+    (wheel,) = tmp_path.glob("custsite-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in (REPO / "src/custsite/templates").iterdir():
+        assert f"custsite/templates/{template.name}" in names
+    assert "custsite/static/style.css" in names

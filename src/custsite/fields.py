@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -442,22 +442,6 @@ def submapping(schema: Mapping[str, Field], what: str) -> Converter:
 def keep_node(node: YNode, ctx: Context, key: str) -> YNode:
     """Rules are compiled later (`rules.py`), with their positions; keep the node."""
     return node
-
-
-@dataclass(frozen=True)
-class Located:
-    """A value with the place it was written, for checks made after all records are loaded."""
-
-    value: str
-    loc: Location = field(compare=False)
-
-
-def located(inner: Converter) -> Converter:
-    def convert(node: YNode, ctx: Context, key: str) -> Located | Invalid:
-        value = inner(node, ctx, key)
-        return value if isinstance(value, Invalid) else Located(value, node.loc)
-
-    return convert
 
 
 def mapping_of(value: Converter, *, key_is_id: bool = True) -> Converter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -241,5 +240,3 @@ def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interactio
     item = _one_interaction(doc, doc.root, stem, ctx)
     return [item] if item is not None else []
 
-
-Converter = Callable[[Document, str, Config, f.Context], Any]

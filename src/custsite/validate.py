@@ -58,10 +58,10 @@ def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
         doc = read_document(source.path, source.rel, problems)
         if doc is None or doc.root is None:
             continue
+        if not _check_id(source, ctx):
+            continue
         if source.kind == "interaction":
             interactions.extend(records.to_interactions(doc, source.stem, ctx))
-            continue
-        if not _check_id(source, ctx):
             continue
         if source.kind == "customer":
             c = records.to_customer(doc, source.stem, config, ctx)
