@@ -142,6 +142,11 @@ CASES = [
     Case("invalid-rule", "invalid-rule",
          {"custsite.yaml": "segments:\n  s:\n    where:\n      name: {matches: '[a-'}\n"},
          ("custsite.yaml", 4, 23), "invalid regular expression '[a-'"),
+    Case("builtin-segment-name", "invalid-value",
+         {"custsite.yaml": "segments:\n  lapsed:\n    where: {b2b: true}\n"},
+         ("custsite.yaml", 2, 3), "'lapsed' is the name of a built-in segment"),
+    Case("not-a-portfolio", "missing-file", {"custsite.yaml": "paths: {customers: people}\n"},
+         ("people", 0, 0), "no 'people' folder"),
     Case("config-unknown-key", "unknown-field", {"custsite.yaml": "title: T\ncurency: USD\n"},
          ("custsite.yaml", 2, 1), "unknown field 'curency' for custsite.yaml (did you mean "
                                   "'currency'?)"),

@@ -23,6 +23,7 @@ from .rules import (
     RuleCompiler,
     custom_field_type,
 )
+from .segments import BUILTIN_IDS
 
 CONFIG_FILE = "custsite.yaml"
 CUSTOM_TYPES = ("text", "integer", "number", "date", "boolean", "choice", "list", "email", "url")
@@ -261,13 +262,24 @@ def load_config(root: Path, problems: list[Problem]) -> Config:
     segments_node = doc.root.get("segments") if isinstance(doc.root, YMap) else None
     for seg_id, spec in sorted(v.get("segments", {}).items()):
         rule = compiler.compile(spec["where"])
-        loc = (segments_node.get(seg_id).loc  # type: ignore[union-attr]
-               if isinstance(segments_node, YMap) and segments_node.get(seg_id) else
-               Location(CONFIG_FILE, 1, 1))
+        node = segments_node.get(seg_id) if isinstance(segments_node, YMap) else None
+        loc = node.loc if node is not None else Location(CONFIG_FILE, 1, 1)
+        if seg_id in BUILTIN_IDS:
+            ctx.report(_key_loc(segments_node, seg_id) or loc, "invalid-value",
+                       f"'{seg_id}' is the name of a built-in segment; choose another name")
+            continue
         if rule is not None:
             segments.append(SegmentDef(seg_id, spec.get("title") or seg_id.replace("-", " ")
                                        .capitalize(), spec.get("description", ""), rule, loc))
     return _replace(config, segments=tuple(segments))
+
+
+def _key_loc(node: object, key: str) -> Location | None:
+    if isinstance(node, YMap):
+        for k, _ in node.items:
+            if k.text == key:
+                return k.loc
+    return None
 
 
 def _replace(config: Config, **changes: Any) -> Config:

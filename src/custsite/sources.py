@@ -38,6 +38,11 @@ def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
     for kind, rel_dir, recursive in dirs:
         base = config.root / rel_dir
         if not base.is_dir():
+            if kind == "customer":
+                problems.append(problem(
+                    Location(rel_dir), "missing-file",
+                    f"no '{rel_dir}' folder in {config.root}: is this a portfolio? Run "
+                    "custsite in the portfolio's root folder, or pass -C DIR"))
             continue
         candidates = base.rglob("*") if recursive else base.iterdir()
         for path in candidates:
