@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -271,7 +271,7 @@ def load_config(root: Path, problems: list[Problem]) -> Config:
         if rule is not None:
             segments.append(SegmentDef(seg_id, spec.get("title") or seg_id.replace("-", " ")
                                        .capitalize(), spec.get("description", ""), rule, loc))
-    return _replace(config, segments=tuple(segments))
+    return replace(config, segments=tuple(segments))
 
 
 def _key_loc(node: object, key: str) -> Location | None:
@@ -280,9 +280,3 @@ def _key_loc(node: object, key: str) -> Location | None:
             if k.text == key:
                 return k.loc
     return None
-
-
-def _replace(config: Config, **changes: Any) -> Config:
-    from dataclasses import replace
-
-    return replace(config, **changes)

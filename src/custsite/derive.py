@@ -8,7 +8,7 @@ import datetime as dt
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -337,11 +337,6 @@ def _base_contact(c: Customer, interactions: Sequence[Interaction], as_of: dt.da
     )
 
 
-def _replace(contact: Contact, **changes: Any) -> Contact:
-    from dataclasses import replace
-
-    return replace(contact, **changes)
-
 
 def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.date) -> Contact:
     values = contact.values()
@@ -349,10 +344,10 @@ def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.dat
                                                                                       as_of))
     if matched and contact.stage == "lead":
         first = next(p for p in personas if p.id == matched[0])
-        return _replace(contact, personas=matched, stage="suspect",
+        return replace(contact, personas=matched, stage="suspect",
                         stage_reason=f"suspect: a lead who fits the persona '{first.name}' "
                                      "and has not engaged yet")
-    return _replace(contact, personas=matched)
+    return replace(contact, personas=matched)
 
 
 def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
@@ -368,14 +363,14 @@ def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
             referrals[c.referred_by].append(c.id)
     ids = sorted(portfolio.customers)
     contacts = [
-        _replace(_base_contact(portfolio.customers[cid], by_customer.get(cid, ()), as_of, config,
+        replace(_base_contact(portfolio.customers[cid], by_customer.get(cid, ()), as_of, config,
                                portfolio),
                  referrals=tuple(sorted(referrals.get(cid, ()))))
         for cid in ids
     ]
     rfm, method = score_rfm(contacts, as_of, config)
     personas = [portfolio.personas[k] for k in sorted(portfolio.personas)]
-    contacts = [_match_personas(_replace(c, rfm=rfm.get(c.id)), personas, as_of)
+    contacts = [_match_personas(replace(c, rfm=rfm.get(c.id)), personas, as_of)
                 for c in contacts]
 
     segments: dict[str, Segment] = {}
@@ -390,7 +385,7 @@ def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
     for seg_id, segment in segments.items():
         for cid in segment.members:
             members[cid].append(seg_id)
-    contact_map = {c.id: _replace(c, segments=tuple(members.get(c.id, ()))) for c in contacts}
+    contact_map = {c.id: replace(c, segments=tuple(members.get(c.id, ()))) for c in contacts}
 
     problems: list[Problem] = []
     for contact in contact_map.values():

@@ -138,35 +138,32 @@ def _scalar(node: YNode, ctx: Context, expected: str) -> YScalar | Invalid:
 # --- converters ---------------------------------------------------------------------------
 
 
-def text(node: YNode, ctx: Context, key: str) -> str | Invalid:
-    s = _scalar(node, ctx, "text")
+def _text(node: YNode, ctx: Context, key: str, *, reported: Callable[[YScalar], bool],
+          expected: str = "text") -> str | Invalid:
+    """Text as written; an unquoted spelling that `reported` flags is reported with its fix."""
+    s = _scalar(node, ctx, expected)
     if isinstance(s, Invalid):
         return s
-    msg = implicit_type_message(s, key) if s.tag != STR_TAG else None
-    if msg:
-        ctx.report(s.loc, "yaml-implicit-type", msg)
+    if reported(s):
+        msg = implicit_type_message(s, key)
+        if msg:
+            ctx.report(s.loc, "yaml-implicit-type", msg)
     return s.text
+
+
+def text(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    """Text that YAML 1.1 must not read as anything else (an e-mail, a country, a sector)."""
+    return _text(node, ctx, key, reported=lambda s: s.tag != STR_TAG)
 
 
 def loose_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """Text where numbers are fine (a product, a summary); only mangled spellings are reported."""
-    s = _scalar(node, ctx, "text")
-    if isinstance(s, Invalid):
-        return s
-    if _mangles_text(s):
-        ctx.report(s.loc, "yaml-implicit-type", implicit_type_message(s, key) or "")
-    return s.text
+    return _text(node, ctx, key, reported=_mangles_text)
 
 
 def strict_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """Text that looks like a number (phone, zip): any unquoted numeric spelling is reported."""
-    s = _scalar(node, ctx, "quoted text")
-    if isinstance(s, Invalid):
-        return s
-    msg = implicit_type_message(s, key)
-    if msg:
-        ctx.report(s.loc, "yaml-implicit-type", msg)
-    return s.text
+    return _text(node, ctx, key, reported=lambda s: True, expected="quoted text")
 
 
 def identifier(node: YNode, ctx: Context, key: str) -> str | Invalid:

@@ -153,23 +153,20 @@ def _convert(doc: Document, node: YNode, schema: dict[str, Field], ctx: f.Contex
     return values, locs
 
 
-def to_customer(doc: Document, rid: str, config: Config, ctx: f.Context) -> Customer | None:
+def to_customer(doc: Document, rid: str, schema: dict[str, Field],
+                ctx: f.Context) -> Customer | None:
+    """`schema` is `customer_schema(config)`, built once per load."""
     assert doc.root is not None
-    result = _convert(doc, doc.root, customer_schema(config), ctx, "a customer")
-    if result is None:
-        return None
-    values, locs = result
-    return Customer(id=rid, path=doc.path, locs=locs, **values)
+    result = _convert(doc, doc.root, schema, ctx, "a customer")
+    return None if result is None else Customer(id=rid, path=doc.path, locs=result[1],
+                                                **result[0])
 
 
-def to_organization(doc: Document, rid: str, config: Config,
-                    ctx: f.Context) -> Organization | None:
+def to_organization(doc: Document, rid: str, ctx: f.Context) -> Organization | None:
     assert doc.root is not None
     result = _convert(doc, doc.root, ORGANIZATION_SCHEMA, ctx, "an organization")
-    if result is None:
-        return None
-    values, locs = result
-    return Organization(id=rid, path=doc.path, locs=locs, **values)
+    return None if result is None else Organization(id=rid, path=doc.path, locs=result[1],
+                                                    **result[0])
 
 
 def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Persona | None:

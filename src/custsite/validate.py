@@ -54,6 +54,7 @@ def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
     organizations: list[Organization] = []
     interactions: list[Interaction] = []
     personas: list[Persona] = []
+    customer_schema = records.customer_schema(config)
     for source in sources:
         doc = read_document(source.path, source.rel, problems)
         if doc is None or doc.root is None:
@@ -64,11 +65,11 @@ def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
             interactions.extend(records.to_interactions(doc, source.stem, ctx))
             continue
         if source.kind == "customer":
-            c = records.to_customer(doc, source.stem, config, ctx)
+            c = records.to_customer(doc, source.stem, customer_schema, ctx)
             if c:
                 customers.append(c)
         elif source.kind == "organization":
-            o = records.to_organization(doc, source.stem, config, ctx)
+            o = records.to_organization(doc, source.stem, ctx)
             if o:
                 organizations.append(o)
         else:
