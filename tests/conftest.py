@@ -17,6 +17,11 @@ AS_OF = dt.date(2026, 6, 1)
 ScratchFactory = Callable[[dict[str, str | bytes]], Path]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/ from the current output")
+
+
 @pytest.fixture
 def scratch_portfolio(tmp_path: Path) -> ScratchFactory:
     """Write a small portfolio from {relative path: text}; text is dedented."""

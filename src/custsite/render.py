@@ -208,6 +208,19 @@ def contact_record(c: Contact) -> dict[str, Any]:
     }
 
 
+def _csv_cell(value: Any) -> Any:
+    """Spreadsheet-friendly cells: lists joined by ';', lowercase booleans, ISO dates."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(value)
+    if isinstance(value, Decimal | dt.date):
+        return _json_default(value)
+    return value
+
+
 def data_files(derived: Derived) -> list[Page]:
     contacts = _public(derived)
     hide = derived.config.hide
@@ -230,9 +243,6 @@ def data_files(derived: Derived) -> list[Page]:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ";".join(v) if isinstance(v, list) else
-                             ("" if v is None else _json_default(v)
-                              if isinstance(v, Decimal | dt.date) else v)
-                             for k, v in row.items()})
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return [Page("data/portfolio.json", (text + "\n").encode("utf-8")),
             Page("data/customers.csv", buf.getvalue().encode("utf-8"))]

@@ -1,0 +1,34 @@
+"""Golden output: the site of a small portfolio, compared file by file.
+
+After a deliberate change to the pages, run `pytest --update-golden` and review the diff.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from custsite.build import build
+
+HERE = Path(__file__).parent
+SMALL = HERE / "fixtures" / "small"
+GOLDEN = HERE / "golden" / "small"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_small_site_matches_golden(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    out = tmp_path / "site"
+    build(SMALL, output=out)
+    if request.config.getoption("--update-golden"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(out, GOLDEN)
+    expected, actual = _files(GOLDEN), _files(out)
+    assert sorted(actual) == sorted(expected)
+    for name, data in expected.items():
+        assert actual[name].decode() == data.decode(), name
