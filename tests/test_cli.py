@@ -273,3 +273,15 @@ def test_wheel_ships_the_theme(tmp_path: Path) -> None:
     for template in (REPO / "src/custsite/templates").iterdir():
         assert f"custsite/templates/{template.name}" in names
     assert "custsite/static/style.css" in names
+
+
+def test_csv_cells_cannot_run_formulas(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({**GOOD, "records/customers/eve.yaml":
+                              "name: \"=HYPERLINK('http://evil.example', 'x')\"\n"
+                              "phone: \"+33 6 12 34 56 79\"\ntags: ['@SUM(A1)']\n"})
+    assert run("build", "--as-of", "2026-06-01", root=root).exit_code == 0
+    csv_text = (root / "site/data/customers.csv").read_text()
+    assert "\n\"'=HYPERLINK(" in csv_text or "\n'=HYPERLINK" in csv_text or \
+        ",\"'=HYPERLINK(" in csv_text
+    assert "'@SUM(A1)" in csv_text
+    assert ",+33612345679," in csv_text

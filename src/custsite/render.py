@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +26,8 @@ from .errors import CustsiteError
 from .model import STAGES, Customer
 
 PAGE_SIZE_RECENT = 20
+_FORMULA_RE = re.compile(r"^[=+\-@\t\r]")
+_NUMERIC_RE = re.compile(r"^[+-]?[\d][\d\s().-]*$")
 
 
 @dataclass(frozen=True)
@@ -215,9 +218,12 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ";".join(value)
+        value = ";".join(value)
     if isinstance(value, Decimal | dt.date):
         return _json_default(value)
+    if isinstance(value, str) and _FORMULA_RE.match(value) and not _NUMERIC_RE.match(value):
+        # A cell starting like a formula would run in a spreadsheet (CSV injection).
+        return "'" + value
     return value
 
 
