@@ -128,7 +128,7 @@ CASES = [
          (INT + "a.yaml", 2, 74), "purchase in USD, but 'bob' already bought in EUR"),
     Case("misplaced-field", "misplaced-field",
          {INT + "a.yaml": "customer: bob\ndate: 2026-01-02\nkind: call\namount: 12\n"},
-         (INT + "a.yaml", 4, 9), "'amount' only applies to purchases, not to a call"),
+         (INT + "a.yaml", 4, 9), "'amount' applies to purchase, not to a call"),
     Case("no-decision-maker", "no-decision-maker",
          {CUST + "x.yaml": "name: X\norganization: acme\nrole: ally\n",
           INT + "a.yaml": "customer: x\ndate: 2026-01-02\nkind: meeting\n"},

@@ -20,6 +20,13 @@ from .parse import read_document
 from .sources import SourceFile, discover
 
 R = TypeVar("R", bound=Record)
+# Interaction fields that mean something only for some kinds of interaction.
+_ONLY_FOR: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("amount", "currency", "quantity", "recurring", "consumer"), ("purchase",)),
+    (("rating", "nps"), ("feedback",)),
+    (("due", "done"), ("reminder",)),
+    (("direction",), DIRECTED_KINDS),
+)
 
 
 def _check_id(source: SourceFile, ctx: Context) -> bool:
@@ -56,25 +63,25 @@ def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
     personas: list[Persona] = []
     customer_schema = records.customer_schema(config)
     for source in sources:
+        # A badly named file is still read, so that all its problems show in this run.
+        valid_id = _check_id(source, ctx)
         doc = read_document(source.path, source.rel, problems)
         if doc is None or doc.root is None:
             continue
-        if not _check_id(source, ctx):
-            continue
         if source.kind == "interaction":
-            interactions.extend(records.to_interactions(doc, source.stem, ctx))
-            continue
-        if source.kind == "customer":
+            found = records.to_interactions(doc, source.stem, ctx)
+            interactions.extend(found if valid_id else ())
+        elif source.kind == "customer":
             c = records.to_customer(doc, source.stem, customer_schema, ctx)
-            if c:
+            if c and valid_id:
                 customers.append(c)
         elif source.kind == "organization":
             o = records.to_organization(doc, source.stem, ctx)
-            if o:
+            if o and valid_id:
                 organizations.append(o)
         else:
             p = records.to_persona(doc, source.stem, config, ctx)
-            if p:
+            if p and valid_id:
                 personas.append(p)
     portfolio = Portfolio(
         config=config,
@@ -156,24 +163,13 @@ def _check_interactions(p: Portfolio, ctx: Context) -> None:
                                "mixed-currencies",
                                f"purchase in {currency}, but '{cid}' already bought in "
                                f"{seen[0]} ({seen[1].path}); totals cannot mix currencies")
-        else:
-            for name in ("amount", "currency", "quantity", "recurring", "consumer"):
-                if name in i.locs:
-                    ctx.report(i.loc(name), "misplaced-field",
-                               f"'{name}' only applies to purchases, not to a {i.kind}")
-        if i.kind != "feedback":
-            for name in ("rating", "nps"):
-                if name in i.locs:
-                    ctx.report(i.loc(name), "misplaced-field",
-                               f"'{name}' only applies to feedback, not to a {i.kind}")
-        if i.kind != "reminder":
-            for name in ("due", "done"):
-                if name in i.locs:
-                    ctx.report(i.loc(name), "misplaced-field",
-                               f"'{name}' only applies to reminders, not to a {i.kind}")
-        if "direction" in i.locs and i.kind not in DIRECTED_KINDS:
-            ctx.report(i.loc("direction"), "misplaced-field",
-                       f"'direction' applies to {', '.join(DIRECTED_KINDS)}, not to a {i.kind}")
+        for names, kinds in _ONLY_FOR:
+            if i.kind not in kinds:
+                for name in names:
+                    if name in i.locs:
+                        ctx.report(i.loc(name), "misplaced-field",
+                                   f"'{name}' applies to {' or '.join(kinds)}, "
+                                   f"not to a {i.kind}")
 
 
 def check_dates(p: Portfolio, as_of: dt.date, ctx: Context) -> None:
@@ -194,6 +190,9 @@ def _check_personas(p: Portfolio, ctx: Context) -> None:
                        f"photo '{persona.photo}' must be a path inside the personas folder")
             continue
         file = p.config.root / Path(persona.path).parent / photo
-        if not file.is_file():
+        if not file.resolve().is_relative_to(p.config.root.resolve()):
+            ctx.report(persona.loc("photo"), "unsafe-path",
+                       f"photo '{persona.photo}' is a link to a file outside the portfolio")
+        elif not file.is_file():
             ctx.report(persona.loc("photo"), "missing-file",
                        f"photo '{persona.photo}' does not exist next to {persona.path}")
