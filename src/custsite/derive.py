@@ -26,8 +26,6 @@ from .model import (
 )
 from .segments import BUILTINS
 
-ABOUT_TO_LAPSE_DAYS = 60  # how long before lapsing a customer shows on the win-back list
-
 
 @dataclass(frozen=True)
 class Rfm:
@@ -300,7 +298,7 @@ def score_rfm(contacts: Sequence[Contact], as_of: dt.date, config: Config) -> tu
 
 
 def _base_contact(c: Customer, interactions: Sequence[Interaction], as_of: dt.date,
-                  config: Config, portfolio: Portfolio) -> Contact:
+                  config: Config) -> Contact:
     past = tuple(i for i in interactions if i.day <= as_of)
     purchases = tuple(i for i in past if i.kind == "purchase")
     cancellations = tuple(i for i in past if i.kind == "cancellation")
@@ -363,8 +361,7 @@ def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
             referrals[c.referred_by].append(c.id)
     ids = sorted(portfolio.customers)
     contacts = [
-        replace(_base_contact(portfolio.customers[cid], by_customer.get(cid, ()), as_of, config,
-                               portfolio),
+        replace(_base_contact(portfolio.customers[cid], by_customer.get(cid, ()), as_of, config),
                  referrals=tuple(sorted(referrals.get(cid, ()))))
         for cid in ids
     ]

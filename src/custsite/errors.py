@@ -139,7 +139,6 @@ class Problem:
     code: str
     message: str
     severity: Severity = field(default=Severity.ERROR)
-    source_line: str = ""
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         loc = self.location

@@ -25,7 +25,6 @@ from .derive import Contact, Derived, funnel
 from .errors import CustsiteError
 from .model import STAGES, Customer
 
-PAGE_SIZE_RECENT = 20
 _FORMULA_RE = re.compile(r"^[=+\-@\t\r]")
 _NUMERIC_RE = re.compile(r"^[+-]?[\d][\d\s().-]*$")
 
