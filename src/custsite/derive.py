@@ -17,7 +17,6 @@ from .errors import Problem, problem
 from .model import (
     DIRECTED_KINDS,
     STAGE_ORDER,
-    STAGES,
     Customer,
     Interaction,
     Organization,
@@ -435,10 +434,3 @@ def _accounts(portfolio: Portfolio, contacts: dict[str, Contact],
                                     f"the contacts of '{org.name}' bought in "
                                     f"{', '.join(currencies)}; its revenue cannot be totalled"))
     return accounts
-
-
-def funnel(derived: Derived) -> list[tuple[str, int]]:
-    counts = {s: 0 for s in STAGES}
-    for c in derived.contacts.values():
-        counts[c.stage] += 1
-    return [(s, counts[s]) for s in STAGES]

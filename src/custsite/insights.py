@@ -1,0 +1,263 @@
+"""The figures of the dashboard and the list pages, computed from the derived portfolio.
+
+Pure functions of `Derived`: the build date comes from it, nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .derive import Contact, Derived
+from .model import STAGES, Interaction
+
+FUNNEL = ("lead", "suspect", "prospect", "customer", "repeat")
+ABOUT_TO_LAPSE_DAYS = 60  # how long before lapsing a customer shows on the watch list
+RECENT = 12
+BUYER_STAGES = ("customer", "repeat", "lapsed")
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    stage: str
+    count: int  # contacts at this stage now
+    reached: int  # contacts at this stage or further
+    rate: float | None  # reached / reached at the previous step
+
+
+@dataclass(frozen=True)
+class MonthRevenue:
+    month: str  # YYYY-MM
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    reminder: Interaction
+    contact: Contact
+    overdue_days: int
+
+
+@dataclass(frozen=True)
+class Satisfaction:
+    ratings: int
+    average_rating: float | None
+    answers: int
+    nps: int | None
+    promoters: int
+    passives: int
+    detractors: int
+
+
+@dataclass(frozen=True)
+class PersonaStats:
+    id: str
+    name: str
+    matches: int
+    share: float
+    by_stage: dict[str, int]
+    conversion: float | None  # share of matching contacts who bought
+    targets: tuple[str, ...]  # leads, suspects, prospects that fit, contactable
+
+
+def _furthest(contact: Contact, repeat_after: int) -> int:
+    """Index in FUNNEL of the furthest step a contact has reached (lapsed buyers included)."""
+    n = len(contact.purchases)
+    if n >= repeat_after:
+        return 4
+    if n:
+        return 3
+    return FUNNEL.index(contact.stage)
+
+
+def funnel_steps(derived: Derived) -> list[FunnelStep]:
+    repeat_after = derived.config.stages.repeat_after
+    furthest = [_furthest(c, repeat_after) for c in derived.contacts.values()]
+    now = Counter(c.stage for c in derived.contacts.values())
+    steps: list[FunnelStep] = []
+    for i, stage in enumerate(FUNNEL):
+        reached = sum(1 for f in furthest if f >= i)
+        previous = steps[-1].reached if steps else None
+        rate = reached / previous if previous else None
+        steps.append(FunnelStep(stage, now[stage], reached, rate))
+    return steps
+
+
+def stage_counts(derived: Derived) -> dict[str, int]:
+    counts = Counter(c.stage for c in derived.contacts.values())
+    return {s: counts[s] for s in STAGES}
+
+
+def _months_back(as_of: dt.date, n: int) -> list[str]:
+    year, month = as_of.year, as_of.month
+    out = []
+    for _ in range(n):
+        out.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return out[::-1]
+
+
+def revenue_by_month(derived: Derived, months: int = 12) -> list[MonthRevenue]:
+    """Purchases in the portfolio's currency over the last `months` months, oldest first."""
+    keys = _months_back(derived.as_of, months)
+    totals: dict[str, Decimal] = dict.fromkeys(keys, Decimal(0))
+    currency = derived.config.currency
+    for p in _purchases(derived):
+        key = p.day.strftime("%Y-%m")
+        if key in totals and (p.currency or currency) == currency and p.amount is not None:
+            totals[key] += p.amount
+    return [MonthRevenue(k, totals[k]) for k in keys]
+
+
+def _purchases(derived: Derived) -> Iterable[Interaction]:
+    """Every purchase up to the build date, once even when shared by several customers."""
+    return (i for i in derived.portfolio.interactions
+            if i.kind == "purchase" and i.day <= derived.as_of)
+
+
+def revenue_by_currency(derived: Derived) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for p in _purchases(derived):
+        if p.amount is not None:
+            totals[p.currency or derived.config.currency] += p.amount
+    return dict(sorted(totals.items()))
+
+
+def first_seen(contact: Contact) -> dt.date | None:
+    """When the contact became known: `created`, else the first interaction."""
+    if contact.customer.created:
+        return contact.customer.created
+    return contact.interactions[0].day if contact.interactions else None
+
+
+def new_contacts(derived: Derived, days: int) -> list[Contact]:
+    start = derived.as_of - dt.timedelta(days=days)
+    found = []
+    for c in derived.contacts.values():
+        seen = first_seen(c)
+        if seen is not None and start < seen <= derived.as_of:
+            found.append(c)
+    return sorted(found, key=lambda c: (first_seen(c) or dt.date.min, c.id), reverse=True)
+
+
+def follow_ups_due(derived: Derived) -> list[FollowUp]:
+    """Open reminders whose due date has come, most overdue first."""
+    out = []
+    for c in derived.contacts.values():
+        for i in c.interactions:
+            if i.kind == "reminder" and not i.done and i.due and i.due <= derived.as_of:
+                out.append(FollowUp(i, c, (derived.as_of - i.due).days))
+    return sorted(out, key=lambda f: (-f.overdue_days, f.contact.id, f.reminder.id))
+
+
+def about_to_lapse(derived: Derived, days: int = ABOUT_TO_LAPSE_DAYS) -> list[Contact]:
+    """Buyers without a subscription who lapse within `days` unless they buy again."""
+    end = derived.as_of + dt.timedelta(days=days)
+    found = [c for c in derived.contacts.values()
+             if c.stage in ("customer", "repeat") and c.lapses_on is not None
+             and derived.as_of < c.lapses_on <= end]
+    return sorted(found, key=lambda c: (c.lapses_on or dt.date.max, c.id))
+
+
+def win_back(derived: Derived) -> list[Contact]:
+    """Lapsed customers, the most valuable first."""
+    found = [c for c in derived.contacts.values() if c.stage == "lapsed"]
+    return sorted(found, key=lambda c: (-c.revenue, c.id))
+
+
+def satisfaction(interactions: Iterable[Interaction], as_of: dt.date) -> Satisfaction:
+    ratings: list[int] = []
+    scores: list[int] = []
+    for i in interactions:
+        if i.kind == "feedback" and i.day <= as_of:
+            if i.rating is not None:
+                ratings.append(i.rating)
+            if i.nps is not None:
+                scores.append(i.nps)
+    promoters = sum(1 for s in scores if s >= 9)
+    detractors = sum(1 for s in scores if s <= 6)
+    nps = round(100 * (promoters - detractors) / len(scores)) if scores else None
+    average = sum(ratings) / len(ratings) if ratings else None
+    return Satisfaction(len(ratings), average, len(scores), nps, promoters,
+                        len(scores) - promoters - detractors, detractors)
+
+
+def recent_interactions(derived: Derived, limit: int = RECENT) -> list[Interaction]:
+    past = [i for i in derived.portfolio.interactions if i.day <= derived.as_of]
+    return sorted(past, key=Interaction.sort_key, reverse=True)[:limit]
+
+
+def targets(contacts: Sequence[Contact]) -> tuple[str, ...]:
+    """Who to go after next: leads, suspects and prospects that may be contacted."""
+    order = {"prospect": 0, "suspect": 1, "lead": 2}
+    found = [c for c in contacts if c.stage in order and not c.customer.do_not_contact]
+    return tuple(c.id for c in sorted(found, key=lambda c: (order[c.stage], c.customer.name,
+                                                              c.id)))
+
+
+def persona_stats(derived: Derived) -> list[PersonaStats]:
+    total = len(derived.contacts) or 1
+    out = []
+    for pid, members in derived.persona_matches.items():
+        persona = derived.portfolio.personas[pid]
+        contacts = [derived.contacts[c] for c in members]
+        by_stage = Counter(c.stage for c in contacts)
+        buyers = sum(by_stage[s] for s in BUYER_STAGES)
+        out.append(PersonaStats(
+            pid, persona.name, len(contacts), len(contacts) / total,
+            {s: by_stage[s] for s in STAGES},
+            buyers / len(contacts) if contacts else None, targets(contacts)))
+    return out
+
+
+def uncovered(derived: Derived) -> int:
+    """Contacts who fit no persona: a hint that a persona is missing."""
+    return sum(1 for c in derived.contacts.values() if not c.personas)
+
+
+RFM_MEANINGS = {
+    "champions": "bought recently and buy often",
+    "loyal": "buy often, and fairly recently",
+    "potential-loyalists": "bought recently, more than once",
+    "new": "made a first purchase very recently",
+    "promising": "bought recently, but only once",
+    "need-attention": "average recency and frequency",
+    "about-to-sleep": "below-average recency and few purchases",
+    "at-risk": "bought often, but not for a long time",
+    "cant-lose": "were among the most frequent buyers, but not for a long time",
+    "hibernating": "bought rarely, and long ago",
+}
+
+
+def rfm_explanation(contact: Contact, derived: Derived) -> list[str]:
+    """Why the contact has its RFM scores and segment, in words, one line per score."""
+    rfm = contact.rfm
+    if rfm is None:
+        return []
+    settings = derived.config.rfm
+    if rfm.method == "quintiles":
+        how = "fifth among all buyers (5 is the best fifth)"
+        r_how = f"{how}"
+        f_how = m_how = how
+    else:
+        r_how = ("fixed thresholds of " + ", ".join(f"{d}" for d in settings.recency_days)
+                 + " days")
+        f_how = "fixed thresholds of " + ", ".join(str(n) for n in settings.frequency) + \
+            " purchases"
+        m_how = "fixed thresholds of " + ", ".join(str(n) for n in settings.monetary) + \
+            f" {contact.currency}"
+    money = f"{rfm.monetary:,.2f}".removesuffix(".00")
+    return [
+        f"Recency {rfm.r}: last purchase {rfm.recency_days} days before {derived.as_of} "
+        f"({r_how}).",
+        f"Frequency {rfm.f}: {rfm.frequency} purchase{'s' if rfm.frequency != 1 else ''} "
+        f"({f_how}).",
+        f"Money {rfm.m}: {money} {contact.currency} in all ({m_how}).",
+        f"R{rfm.r} with F{rfm.f} is the '{rfm.segment}' segment: buyers who "
+        f"{RFM_MEANINGS[rfm.segment]}.",
+    ]

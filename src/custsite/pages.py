@@ -1,0 +1,205 @@
+"""Which pages the site has, and what each one's template is given.
+
+Every page is a `PageSpec`: an output path, a template name, its context, and for list pages a
+JSON twin (the same list as data, linked from the page with `<link rel="alternate">`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import charts, insights
+from .data import contact_record
+from .derive import Contact, Derived
+from .model import STAGES, Interaction
+
+RECENT_ACTIVITY = 200
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+STAGE_DEFINITIONS = {
+    "lead": "A known contact, nothing more: no engagement yet, and no persona fits.",
+    "suspect": "A lead who fits a buyer persona's match rule but has not engaged yet.",
+    "prospect": "Has engaged in both directions: replied, called or wrote to us, met us, or "
+                "asked for a demo or a quote; has not bought yet.",
+    "customer": "Has bought at least once, recently enough not to be lapsed.",
+    "repeat": "Has bought at least `repeat_after` times and is not lapsed.",
+    "lapsed": "Was a customer, but the last purchase is older than `lapse_after_days` and no "
+              "subscription is active: the people to win back.",
+}
+FACETS = (("stage", "Stage"), ("segment", "Segment"), ("persona", "Persona"), ("tag", "Tag"),
+          ("owner", "Owner"), ("organization", "Organization"))
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    twin: Any = None  # JSON-able data for list pages, written beside the page as index.json
+
+    @property
+    def twin_path(self) -> str | None:
+        if self.twin is None:
+            return None
+        return self.path.removesuffix(".html") + ".json"
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    label: str
+    count: int
+
+
+def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
+    chosen = contacts.values() if ids is None else (contacts[i] for i in ids)
+    return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.id))
+
+
+def _rows(derived: Derived, members: list[Contact]) -> list[dict[str, Any]]:
+    hide = derived.config.hide
+    return [contact_record(c, hide) for c in members]
+
+
+def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, list[FacetValue]]]:
+    """Per row, the values it has in each facet; per facet, its values with their counts."""
+    labels: dict[str, dict[str, str]] = {
+        "stage": {s: s for s in STAGES},
+        "segment": {s.id: s.title for s in derived.segments.values()},
+        "persona": {p.id: p.name for p in derived.portfolio.personas.values()},
+        "organization": {o: a.organization.name for o, a in derived.accounts.items()},
+    }
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, Counter[str]] = {name: Counter() for name, _ in FACETS}
+    for c in _by_name(derived.contacts):
+        cust = c.customer
+        org = derived.accounts.get(cust.organization) if cust.organization else None
+        row = {
+            "stage": [c.stage], "segment": list(c.segments), "persona": list(c.personas),
+            "tag": list(cust.tags), "owner": [cust.owner] if cust.owner else [],
+            "organization": [cust.organization] if cust.organization else [],
+            "q": " ".join(filter(None, [cust.name, cust.email or "",
+                                        org.organization.name if org else "",
+                                        *cust.tags])).casefold(),
+        }
+        rows.append(row)
+        for name, _ in FACETS:
+            counts[name].update(row[name])
+    facets = {}
+    for name, _ in FACETS:
+        names = labels.get(name, {})
+        values = [FacetValue(v, names.get(v, v), n) for v, n in counts[name].items()]
+        if name == "stage":
+            values.sort(key=lambda fv: STAGES.index(fv.value))
+        else:
+            values.sort(key=lambda fv: (-fv.count, fv.label.casefold(), fv.value))
+        facets[name] = values
+    return rows, facets
+
+
+def _interaction_row(i: Interaction, derived: Derived) -> dict[str, Any]:
+    return {"id": i.id, "date": i.date, "kind": i.kind, "summary": i.title,
+            "customers": list(i.customers), "amount": i.amount,
+            "currency": (i.currency or derived.config.currency) if i.amount is not None
+            else None, "by": i.by}
+
+
+def dashboard(derived: Derived) -> PageSpec:
+    steps = insights.funnel_steps(derived)
+    months = insights.revenue_by_month(derived)
+    currency = derived.config.currency
+    return PageSpec("index.html", "index.html", {
+        "steps": steps,
+        "funnel_svg": charts.funnel_chart([(s.stage, s.reached, s.rate) for s in steps],
+                                          title="Funnel: contacts who reached each stage"),
+        "stage_counts": insights.stage_counts(derived),
+        "months": months,
+        "revenue_svg": charts.bar_chart([MONTHS[int(m.month[5:]) - 1] for m in months],
+                                        [m.amount for m in months],
+                                        title=f"Revenue by month, last 12 months, in {currency}",
+                                        unit=f" {currency}"),
+        "revenue_total": insights.revenue_by_currency(derived),
+        "new_30": insights.new_contacts(derived, 30),
+        "new_90": insights.new_contacts(derived, 90),
+        "follow_ups": insights.follow_ups_due(derived),
+        "about_to_lapse": insights.about_to_lapse(derived),
+        "win_back": insights.win_back(derived),
+        "satisfaction": insights.satisfaction(derived.portfolio.interactions, derived.as_of),
+        "persona_stats": insights.persona_stats(derived),
+        "uncovered": insights.uncovered(derived),
+        "recent": insights.recent_interactions(derived),
+        "about_to_lapse_days": insights.ABOUT_TO_LAPSE_DAYS,
+    })
+
+
+def site_pages(derived: Derived) -> Iterator[PageSpec]:
+    """Every page of the site, in a stable order."""
+    contacts = derived.contacts
+    everyone = _by_name(contacts)
+    yield dashboard(derived)
+
+    facet_rows, facets = _facet_values(derived)
+    yield PageSpec("customers/index.html", "customers.html",
+                   {"members": everyone, "facet_rows": facet_rows, "facets": facets,
+                    "facet_names": FACETS},
+                   twin={"contacts": _rows(derived, everyone)})
+    for c in everyone:
+        yield PageSpec(f"customers/{c.id}/index.html", "customer.html", {
+            "contact": c, "rfm_lines": insights.rfm_explanation(c, derived)})
+
+    accounts = sorted(derived.accounts.values(),
+                      key=lambda a: (a.organization.name.casefold(), a.organization.id))
+    yield PageSpec("organizations/index.html", "organizations.html", {"accounts": accounts},
+                   twin={"organizations": [{
+                       "id": a.organization.id, "name": a.organization.name,
+                       "sector": a.organization.sector, "stage": a.stage,
+                       "contacts": list(a.contacts), "revenue": a.revenue,
+                       "currency": a.currency, "decision_makers": list(a.decision_makers),
+                       "open_deal": a.open_deal} for a in accounts]})
+    for account in accounts:
+        yield PageSpec(f"organizations/{account.organization.id}/index.html",
+                       "organization.html",
+                       {"account": account, "members": _by_name(contacts, account.contacts)})
+
+    stats = {s.id: s for s in insights.persona_stats(derived)}
+    yield PageSpec("personas/index.html", "personas.html", {"stats": stats},
+                   twin={"personas": [{
+                       "id": s.id, "name": s.name, "matches": s.matches,
+                       "by_stage": s.by_stage, "conversion": s.conversion,
+                       "targets": list(s.targets)} for s in stats.values()]})
+    for pid, persona in sorted(derived.portfolio.personas.items()):
+        yield PageSpec(f"personas/{pid}/index.html", "persona.html", {
+            "persona": persona, "stat": stats[pid],
+            "members": _by_name(contacts, derived.persona_matches[pid]),
+            "targets": [contacts[c] for c in stats[pid].targets]})
+
+    segments = list(derived.segments.values())
+    yield PageSpec("segments/index.html", "segments.html", {"segments": segments},
+                   twin={"segments": [{"id": s.id, "title": s.title, "builtin": s.builtin,
+                                       "size": len(s.members)} for s in segments]})
+    for segment in segments:
+        members = _by_name(contacts, segment.members)
+        yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
+                       {"segment": segment, "members": members},
+                       twin={"segment": segment.id, "contacts": _rows(derived, members)})
+
+    counts = insights.stage_counts(derived)
+    yield PageSpec("stages/index.html", "stages.html",
+                   {"counts": counts, "definitions": STAGE_DEFINITIONS,
+                    "steps": insights.funnel_steps(derived)},
+                   twin={"stages": [{"stage": s, "count": counts[s],
+                                     "definition": STAGE_DEFINITIONS[s]} for s in STAGES]})
+    for stage in STAGES:
+        members = [c for c in everyone if c.stage == stage]
+        yield PageSpec(f"stages/{stage}/index.html", "stage.html",
+                       {"stage": stage, "definition": STAGE_DEFINITIONS[stage],
+                        "members": members},
+                       twin={"stage": stage, "contacts": _rows(derived, members)})
+
+    recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
+    yield PageSpec("activity/index.html", "activity.html", {"recent": recent},
+                   twin={"interactions": [_interaction_row(i, derived) for i in recent]})
+    yield PageSpec("404.html", "404.html")
