@@ -8,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from custsite.build import CheckResult, check
+from custsite.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 6, 1)
@@ -47,6 +49,21 @@ def checked(scratch_portfolio: ScratchFactory) -> Callable[..., CheckResult]:
         return check(scratch_portfolio(files), as_of=as_of)
 
     return run
+
+
+def run(*args: str, root: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    """The CLI through click's runner, optionally on the portfolio in `root`."""
+    argv = ["-C", str(root)] if root else []
+    return CliRunner().invoke(main, [*argv, *args], env=env)
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example portfolio built once into a temporary folder."""
+    out = tmp_path_factory.mktemp("example") / "site"
+    result = run("build", "-o", str(out), root=REPO)
+    assert result.exit_code == 0, result.output
+    return out
 
 
 @pytest.fixture(scope="session")

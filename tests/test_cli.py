@@ -12,12 +12,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from click.testing import CliRunner, Result
 
-from custsite.cli import main
 from custsite.errors import RULES
 
-from .conftest import REPO, ScratchFactory
+from .conftest import REPO, ScratchFactory, run
 
 GOOD = {
     "records/customers/ann.md": """
@@ -40,22 +38,9 @@ GOOD = {
 }
 
 
-def run(*args: str, root: Path | None = None, env: dict[str, str] | None = None) -> Result:
-    argv = ["-C", str(root)] if root else []
-    return CliRunner().invoke(main, [*argv, *args], env=env)
-
-
 def tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("example") / "site"
-    result = run("build", "-o", str(out), root=REPO)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def test_version_and_module_entry_point() -> None:

@@ -211,3 +211,16 @@ def test_as_of_is_the_only_clock(checked: Callable[..., CheckResult]) -> None:
     assert checked(files, AS_OF).derived.contacts["ann"].stage == "customer"
     later = AS_OF + dt.timedelta(days=300)
     assert checked(files, later).derived.contacts["ann"].stage == "lapsed"
+
+
+def test_renewals_are_one_subscription(checked: Callable[..., CheckResult]) -> None:
+    events = [_purchase(700, extra=", recurring: yearly, product: Plan"),
+              _purchase(335, extra=", recurring: yearly, product: Plan"),
+              _purchase(300, extra=", recurring: monthly, product: Watch")]
+    c = checked(_portfolio(events), AS_OF).derived.contacts["ann"]
+    assert [(s.product, s.day.isoformat()) for s in c.active_subscriptions] == [
+        ("Plan", _days_ago(335)), ("Watch", _days_ago(300))]
+    events.append(_event(100, "cancellation", ", product: Plan"))
+    c = checked(_portfolio(events), AS_OF).derived.contacts["ann"]
+    assert [s.product for s in c.active_subscriptions] == ["Watch"]
+    assert c.relationship == "client"

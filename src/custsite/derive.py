@@ -162,19 +162,20 @@ class Derived:
 
 def _active_at(purchases: Sequence[Interaction], cancellations: Sequence[Interaction],
                day: dt.date) -> tuple[Interaction, ...]:
-    """Recurring purchases started on or before `day` and not cancelled by then.
-
-    A cancellation ends the subscriptions of its product, or all of them when it names none.
+    """The subscriptions running on `day`: the latest recurring purchase of each product,
+    unless a cancellation of that product (or one naming no product) came after it.
     """
-    active = []
+    latest: dict[str | None, Interaction] = {}  # a renewal replaces the purchase before it
     for p in purchases:
-        if not p.recurring or p.day > day:
-            continue
+        if p.recurring and p.day <= day:
+            latest[p.product or p.summary] = p
+    active = []
+    for p in latest.values():
         cancelled = any(p.day <= c.day <= day and (c.product is None or c.product == p.product)
                         for c in cancellations)
         if not cancelled:
             active.append(p)
-    return tuple(active)
+    return tuple(sorted(active, key=Interaction.sort_key))
 
 
 def _engagement(interactions: Sequence[Interaction], config: Config) -> Interaction | None:

@@ -235,29 +235,28 @@ RFM_MEANINGS = {
 
 
 def rfm_explanation(contact: Contact, derived: Derived) -> list[str]:
-    """Why the contact has its RFM scores and segment, in words, one line per score."""
+    """Why the contact has its RFM scores and segment, in words."""
     rfm = contact.rfm
     if rfm is None:
         return []
     settings = derived.config.rfm
+    buyers = sum(1 for c in derived.contacts.values() if c.rfm is not None)
     if rfm.method == "quintiles":
-        how = "fifth among all buyers (5 is the best fifth)"
-        r_how = f"{how}"
-        f_how = m_how = how
+        method = f"Scores are fifths among all {buyers} buyers: 5 is the best fifth."
     else:
-        r_how = ("fixed thresholds of " + ", ".join(f"{d}" for d in settings.recency_days)
-                 + " days")
-        f_how = "fixed thresholds of " + ", ".join(str(n) for n in settings.frequency) + \
-            " purchases"
-        m_how = "fixed thresholds of " + ", ".join(str(n) for n in settings.monetary) + \
-            f" {contact.currency}"
+        def bounds(values: Iterable[object]) -> str:
+            return " / ".join(str(v) for v in values)
+        method = (f"With fewer than {settings.min_buyers} buyers, fixed thresholds give the "
+                  f"scores 2 to 5: recency within {bounds(settings.recency_days)} days, "
+                  f"at least {bounds(settings.frequency)} purchases, at least "
+                  f"{bounds(settings.monetary)} {contact.currency} in all.")
     money = f"{rfm.monetary:,.2f}".removesuffix(".00")
+    plural = "s" if rfm.frequency != 1 else ""
     return [
-        f"Recency {rfm.r}: last purchase {rfm.recency_days} days before {derived.as_of} "
-        f"({r_how}).",
-        f"Frequency {rfm.f}: {rfm.frequency} purchase{'s' if rfm.frequency != 1 else ''} "
-        f"({f_how}).",
-        f"Money {rfm.m}: {money} {contact.currency} in all ({m_how}).",
+        f"Recency {rfm.r}: last purchase {rfm.recency_days} days before {derived.as_of}.",
+        f"Frequency {rfm.f}: {rfm.frequency} purchase{plural}.",
+        f"Money {rfm.m}: {money} {contact.currency} in all.",
+        method,
         f"R{rfm.r} with F{rfm.f} is the '{rfm.segment}' segment: buyers who "
         f"{RFM_MEANINGS[rfm.segment]}.",
     ]

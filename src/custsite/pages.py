@@ -78,7 +78,9 @@ def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, lis
         cust = c.customer
         org = derived.accounts.get(cust.organization) if cust.organization else None
         row = {
-            "stage": [c.stage], "segment": list(c.segments), "persona": list(c.personas),
+            # Stage segments would repeat the stage facet.
+            "stage": [c.stage], "segment": [s for s in c.segments if s not in STAGES],
+            "persona": list(c.personas),
             "tag": list(cust.tags), "owner": [cust.owner] if cust.owner else [],
             "organization": [cust.organization] if cust.organization else [],
             "q": " ".join(filter(None, [cust.name, cust.email or "",
