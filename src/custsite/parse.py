@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import NamedTuple, Union
 
 import yaml
 
@@ -27,8 +27,8 @@ NULL_TAG = "tag:yaml.org,2002:null"
 STR_TAG = "tag:yaml.org,2002:str"
 
 
-@dataclass(frozen=True)
-class YScalar:
+# Named tuples rather than frozen dataclasses: a portfolio has millions of these nodes.
+class YScalar(NamedTuple):
     text: str
     tag: str  # the tag YAML 1.1 resolves for this text (str for quoted scalars)
     plain: bool  # written without quotes or block style
@@ -39,14 +39,12 @@ class YScalar:
         return self.plain and self.tag == NULL_TAG
 
 
-@dataclass(frozen=True)
-class YSeq:
+class YSeq(NamedTuple):
     items: tuple[YNode, ...]
     loc: Location
 
 
-@dataclass(frozen=True)
-class YMap:
+class YMap(NamedTuple):
     items: tuple[tuple[YScalar, YNode], ...]
     loc: Location
 
@@ -107,11 +105,14 @@ class _Converter:
                     self.loc(node), "yaml-alias",
                     f"this document {what} than {limit:,} levels/values; refusing to read it"))
             raise _TooBig
-        if isinstance(node, yaml.ScalarNode):
-            return YScalar(str(node.value), node.tag, not node.style, self.loc(node))
-        if isinstance(node, yaml.SequenceNode):
-            return YSeq(tuple(self.convert(n, depth + 1) for n in node.value), self.loc(node))
-        assert isinstance(node, yaml.MappingNode)
+        mark = node.start_mark
+        loc = Location(self.path, mark.line + 1 + self.offset, mark.column + 1)
+        cls = node.__class__
+        if cls is yaml.ScalarNode:  # by far the most frequent: keep this path short
+            return YScalar(node.value, node.tag, not node.style, loc)
+        if cls is yaml.SequenceNode:
+            return YSeq(tuple([self.convert(n, depth + 1) for n in node.value]), loc)
+        assert cls is yaml.MappingNode
         seen: dict[str, Location] = {}
         items: list[tuple[YScalar, YNode]] = []
         for knode, vnode in node.value:
@@ -130,7 +131,7 @@ class _Converter:
                 continue
             seen[key.text] = key.loc
             items.append((key, value))
-        return YMap(tuple(items), self.loc(node))
+        return YMap(tuple(items), loc)
 
 
 class _TooBig(Exception):
