@@ -107,12 +107,11 @@ class _Converter:
             raise _TooBig
         mark = node.start_mark
         loc = Location(self.path, mark.line + 1 + self.offset, mark.column + 1)
-        cls = node.__class__
-        if cls is yaml.ScalarNode:  # by far the most frequent: keep this path short
+        if isinstance(node, yaml.ScalarNode):  # by far the most frequent: keep this path short
             return YScalar(node.value, node.tag, not node.style, loc)
-        if cls is yaml.SequenceNode:
+        if isinstance(node, yaml.SequenceNode):
             return YSeq(tuple([self.convert(n, depth + 1) for n in node.value]), loc)
-        assert cls is yaml.MappingNode
+        assert isinstance(node, yaml.MappingNode)
         seen: dict[str, Location] = {}
         items: list[tuple[YScalar, YNode]] = []
         for knode, vnode in node.value:
