@@ -237,3 +237,26 @@ def test_screenshots(path: str, site: Path, open_page: object) -> None:
         # Nothing may be wider than the screen, on a phone included.
         overflow = w.page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width, f"{path} is {overflow}px wide on a {width}px screen"
+
+
+def test_long_tables_show_the_first_rows_then_all(tmp_path: Path, open_page: object) -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from generate import generate
+
+    generate(tmp_path / "big", contacts=620, per_contact=1)
+    build(tmp_path / "big", output=tmp_path / "big" / "site")
+    url = (tmp_path / "big/site/customers/index.html").as_uri()
+    w = open_page()  # type: ignore[operator]
+    page = w.page
+    page.goto(url)
+    assert _status(page) == "620 contacts, the first 500 shown"
+    assert len(_rows(page)) == 500
+    page.get_by_role("button", name="Show all 620").click()
+    assert len(_rows(page)) == 620 and _status(page) == "620 contacts"
+    page.get_by_role("button", name="Sort by Name").click()
+    assert len(_rows(page)) == 620  # "show all" holds until the filters change
+    no_js = open_page(javascript=False)  # type: ignore[operator]
+    no_js.page.goto(url)
+    assert no_js.page.locator("#customers-table tbody tr:visible").count() == 620

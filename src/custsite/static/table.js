@@ -17,6 +17,11 @@
   var status = document.getElementById("status");
   var total = rows.length;
   var state = { filters: {}, q: "", sort: "", dir: "asc" };
+  // Only the first PAGE matching rows are laid out until "Show all" is pressed: a browser
+  // takes seconds to lay out 10,000 table rows, and nobody reads that many at once.
+  var PAGE = 500;
+  var limit = PAGE;
+  var more = document.getElementById("more");
   var sortKeys = {};  // column key -> array of comparable values, by row index
   var order = rows.map(function (_, i) { return i; });
 
@@ -84,11 +89,13 @@
   }
 
   function applyFilters() {
-    var shown = 0;
-    for (var i = 0; i < rows.length; i++) {
-      var visible = matches(i, null);
+    var matched = 0;
+    for (var o = 0; o < order.length; o++) {
+      var i = order[o];
+      var ok = matches(i, null);
+      if (ok) { matched++; }
+      var visible = ok && matched <= limit;
       if (rows[i].hidden === visible) { rows[i].hidden = !visible; }
-      if (visible) { shown++; }
     }
     // Facet counts: for each facet, the rows matching every *other* filter (as Datasette does).
     facetNames.forEach(function (name) {
@@ -108,8 +115,11 @@
       });
     });
     if (search.value !== state.q) { search.value = state.q; }
-    status.textContent = (shown === total ? total + " contacts"
-                          : shown + " of " + total + " contacts");
+    var shown = Math.min(matched, limit);
+    status.textContent = (matched === total ? total + " contacts" : matched + " of " + total +
+                          " contacts") + (shown < matched ? ", the first " + shown + " shown" : "");
+    more.hidden = shown >= matched;
+    more.textContent = "Show all " + matched;
   }
 
   function applySort() {
@@ -133,12 +143,15 @@
     var same = wanted.every(function (v, i) { return v === order[i]; });
     if (same) { return; }
     order = wanted;
-    var fragment = document.createDocumentFragment();
-    for (var i = 0; i < order.length; i++) { fragment.appendChild(rows[order[i]]); }
-    tbody.appendChild(fragment);
+    // Reorder the rows while the body is out of the document: no layout work per move.
+    var next = tbody.nextSibling;
+    table.removeChild(tbody);
+    for (var i = 0; i < order.length; i++) { tbody.appendChild(rows[order[i]]); }
+    applyFilters();
+    table.insertBefore(tbody, next);
   }
 
-  function render() { applyFilters(); applySort(); }
+  function render() { applySort(); applyFilters(); }
 
   headers.forEach(function (th) {
     var button = document.createElement("button");
@@ -157,6 +170,11 @@
     });
   });
 
+  more.addEventListener("click", function () {
+    limit = Infinity;
+    applyFilters();
+  });
+
   form.addEventListener("change", function (event) {
     var input = event.target;
     if (!input || input.type !== "checkbox") { return; }
@@ -164,6 +182,7 @@
     if (input.checked) { if (list.indexOf(input.value) < 0) { list.push(input.value); } }
     else { list = list.filter(function (v) { return v !== input.value; }); }
     if (list.length) { state.filters[input.name] = list; } else { delete state.filters[input.name]; }
+    limit = PAGE;
     writeUrl(true);
     applyFilters();
   });
@@ -174,6 +193,7 @@
     window.clearTimeout(typing);
     typing = window.setTimeout(function () {
       state.q = search.value.trim();
+      limit = PAGE;
       writeUrl(false);
       applyFilters();
     }, 120);
@@ -182,14 +202,16 @@
   document.getElementById("clear").addEventListener("click", function () {
     state.filters = {};
     state.q = "";
+    limit = PAGE;
     writeUrl(true);
     applyFilters();
   });
 
-  window.addEventListener("popstate", function () { readUrl(); render(); });
+  window.addEventListener("popstate", function () { readUrl(); limit = PAGE; render(); });
 
   form.hidden = false;
   document.getElementById("search").hidden = false;
   readUrl();
   render();
+  document.documentElement.classList.add("table-ready");
 }());
