@@ -185,6 +185,10 @@ def test_sort_filter_search_and_shareable_urls(site: Path, open_page: object) ->
     page.wait_for_function("document.querySelector('input[value=Dana]').checked")
     assert _rows(page) == filtered
 
+    page.reload()  # a reload keeps the view
+    page.wait_for_function("document.querySelector('input[value=Dana]').checked")
+    assert _rows(page) == filtered
+
     other = open_page()  # type: ignore[operator]
     other.page.goto(shared)  # a shared link shows the same view
     assert _rows(other.page) == filtered
@@ -260,3 +264,15 @@ def test_long_tables_show_the_first_rows_then_all(tmp_path: Path, open_page: obj
     no_js = open_page(javascript=False)  # type: ignore[operator]
     no_js.page.goto(url)
     assert no_js.page.locator("#customers-table tbody tr:visible").count() == 620
+
+
+def test_print_hides_navigation_and_filters(site: Path, open_page: object) -> None:
+    w = open_page()  # type: ignore[operator]
+    page = w.page
+    page.goto(site.as_uri() + "/customers/index.html")
+    page.emulate_media(media="print")
+    assert not page.locator("header nav").is_visible()
+    assert not page.locator("#facets").is_visible()
+    assert page.locator("#customers-table").is_visible()
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from html.parser import HTMLParser
@@ -89,3 +90,19 @@ def test_persona_page_targets_exclude_do_not_contact(example_site: Path) -> None
     assert "paula-greene" not in targets
     assert "Homeowner Hannah" in html and "Identity card" in html and "Story" in html
     assert re.search(r"\d+% of them have bought", html)
+
+
+def test_headings_are_in_order(example_site: Path) -> None:
+    for page in _pages(example_site):
+        levels = [int(tag[1]) for tag, _ in _tags(page) if re.fullmatch(r"h[1-6]", tag)]
+        assert levels.count(1) == 1, page
+        assert levels[0] == 1, page
+        for before, after in itertools.pairwise(levels):
+            assert after <= before + 1, f"{page.relative_to(example_site)}: h{before} → h{after}"
+
+
+def test_landmarks(example_site: Path) -> None:
+    """Every page has a banner, navigation, main content and footer (axe checks labels)."""
+    for page in _pages(example_site):
+        names = {tag for tag, _ in _tags(page)}
+        assert {"header", "nav", "main", "footer"} <= names, page
