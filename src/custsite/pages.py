@@ -109,7 +109,7 @@ def _interaction_row(i: Interaction, derived: Derived) -> dict[str, Any]:
             else None, "by": i.by}
 
 
-def dashboard(derived: Derived) -> PageSpec:
+def dashboard(derived: Derived, persona_stats: list[insights.PersonaStats]) -> PageSpec:
     steps = insights.funnel_steps(derived)
     months = insights.revenue_by_month(derived)
     currency = derived.config.currency
@@ -130,7 +130,7 @@ def dashboard(derived: Derived) -> PageSpec:
         "about_to_lapse": insights.about_to_lapse(derived),
         "win_back": insights.win_back(derived),
         "satisfaction": insights.satisfaction(derived.portfolio.interactions, derived.as_of),
-        "persona_stats": insights.persona_stats(derived),
+        "persona_stats": persona_stats,
         "uncovered": insights.uncovered(derived),
         "recent": insights.recent_interactions(derived),
         "about_to_lapse_days": insights.ABOUT_TO_LAPSE_DAYS,
@@ -141,7 +141,8 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
     """Every page of the site, in a stable order."""
     contacts = derived.contacts
     everyone = _by_name(contacts)
-    yield dashboard(derived)
+    persona_stats = insights.persona_stats(derived)
+    yield dashboard(derived, persona_stats)
 
     facet_rows, facets = _facet_values(derived)
     yield PageSpec("customers/index.html", "customers.html",
@@ -166,7 +167,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
                        "organization.html",
                        {"account": account, "members": _by_name(contacts, account.contacts)})
 
-    stats = {s.id: s for s in insights.persona_stats(derived)}
+    stats = {s.id: s for s in persona_stats}
     yield PageSpec("personas/index.html", "personas.html", {"stats": stats},
                    twin={"personas": [{
                        "id": s.id, "name": s.name, "matches": s.matches,
