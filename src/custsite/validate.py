@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import records
 from .config import Config
 from .errors import Location, Problem, did_you_mean
-from .fields import ID_RE, Context
+from .fields import ID_RE, Context, Field
 from .model import DIRECTED_KINDS, Customer, Interaction, Organization, Persona, Portfolio, Record
 from .parse import read_document
 from .sources import SourceFile, discover
@@ -53,36 +54,96 @@ def _unique(items: Iterable[R], what: str, ctx: Context) -> dict[str, R]:
     return out
 
 
-def load_portfolio(config: Config, problems: list[Problem]) -> Portfolio:
-    """Read, convert and cross-check every record; problems are appended."""
+@dataclass(frozen=True)
+class FileRecords:
+    """What one source file holds once converted: its records and its own problems."""
+
+    signature: tuple[int, int, int]  # (mtime_ns, size, inode): unchanged file, same records
+    customers: tuple[Customer, ...] = ()
+    organizations: tuple[Organization, ...] = ()
+    interactions: tuple[Interaction, ...] = ()
+    personas: tuple[Persona, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+# Parsed files by path, reused while a file's signature is unchanged (the dev server keeps one
+# across rebuilds; it must be dropped when custsite.yaml changes, as conversion depends on it).
+FileCache = dict[str, FileRecords]
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Field],
+              signature: tuple[int, int, int] | None = None) -> FileRecords:
+    """Read and convert one record file, alone."""
+    problems: list[Problem] = []
     ctx = config.context(problems)
+    signature = signature or _signature(source.path)
+    # A badly named file is still read, so that all its problems show in this run.
+    valid_id = _check_id(source, ctx)
+    doc = read_document(source.path, source.rel, problems)
+    found: dict[str, Any] = {}
+    if doc is not None and doc.root is not None:
+        if source.kind == "interaction":
+            found["interactions"] = tuple(records.to_interactions(doc, source.stem, ctx))
+        elif source.kind == "customer":
+            c = records.to_customer(doc, source.stem, customer_schema, ctx)
+            found["customers"] = (c,) if c else ()
+        elif source.kind == "organization":
+            o = records.to_organization(doc, source.stem, ctx)
+            found["organizations"] = (o,) if o else ()
+        else:
+            p = records.to_persona(doc, source.stem, config, ctx)
+            found["personas"] = (p,) if p else ()
+    if not valid_id:
+        found = {}
+    return FileRecords(signature, problems=tuple(problems), **found)
+
+
+def load_portfolio(config: Config, problems: list[Problem], *,
+                   cache: FileCache | None = None,
+                   parsed: list[str] | None = None) -> Portfolio:
+    """Read, convert and cross-check every record; problems are appended.
+
+    With a `cache`, files whose signature has not changed are not read again; the paths that
+    were read are appended to `parsed`.
+    """
     sources = discover(config, problems)
+    cache = {} if cache is None else cache
+    customer_schema = records.customer_schema(config)
+    files: list[FileRecords] = []
+    for source in sources:
+        cached = cache.get(source.rel)
+        signature = _signature(source.path)
+        if cached is None or cached.signature != signature:
+            cached = cache[source.rel] = load_file(source, config, customer_schema, signature)
+            if parsed is not None:
+                parsed.append(source.rel)
+        files.append(cached)
+    for gone in set(cache) - {s.rel for s in sources}:
+        del cache[gone]
+    return assemble(config, files, problems)
+
+
+def assemble(config: Config, files: Iterable[FileRecords], problems: list[Problem]) -> Portfolio:
+    """The portfolio from converted files: ids made unique, references checked."""
+    ctx = config.context(problems)
     customers: list[Customer] = []
     organizations: list[Organization] = []
     interactions: list[Interaction] = []
     personas: list[Persona] = []
-    customer_schema = records.customer_schema(config)
-    for source in sources:
-        # A badly named file is still read, so that all its problems show in this run.
-        valid_id = _check_id(source, ctx)
-        doc = read_document(source.path, source.rel, problems)
-        if doc is None or doc.root is None:
-            continue
-        if source.kind == "interaction":
-            found = records.to_interactions(doc, source.stem, ctx)
-            interactions.extend(found if valid_id else ())
-        elif source.kind == "customer":
-            c = records.to_customer(doc, source.stem, customer_schema, ctx)
-            if c and valid_id:
-                customers.append(c)
-        elif source.kind == "organization":
-            o = records.to_organization(doc, source.stem, ctx)
-            if o and valid_id:
-                organizations.append(o)
-        else:
-            p = records.to_persona(doc, source.stem, config, ctx)
-            if p and valid_id:
-                personas.append(p)
+    for f in files:
+        problems.extend(f.problems)
+        customers.extend(f.customers)
+        organizations.extend(f.organizations)
+        interactions.extend(f.interactions)
+        personas.extend(f.personas)
     portfolio = Portfolio(
         config=config,
         customers=_unique(customers, "customer", ctx),
