@@ -224,7 +224,8 @@ def test_template_error_is_reported(scratch_portfolio: ScratchFactory) -> None:
     root = scratch_portfolio({**GOOD, "templates/customer.html": "{{ contact.nope }}"})
     result = run("build", "--as-of", "2026-06-01", root=root)
     assert result.exit_code == 1
-    assert "template error in customer.html" in result.output
+    assert "templates/customer.html:1:1: error: in template customer.html: " in result.output
+    assert "[template-error]" in result.output
     assert not (root / "site").exists()
 
 
@@ -270,3 +271,10 @@ def test_csv_cells_cannot_run_formulas(scratch_portfolio: ScratchFactory) -> Non
         ",\"'=HYPERLINK(" in csv_text
     assert "'@SUM(A1)" in csv_text
     assert ",+33612345679," in csv_text
+
+
+def test_template_syntax_error_is_located(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({**GOOD, "templates/_footer.html": "<p>\n{% if %}\n</p>\n"})
+    result = run("build", "--as-of", "2026-06-01", root=root)
+    assert result.exit_code == 1
+    assert "templates/_footer.html:2:1: error: in template _footer.html: " in result.output

@@ -166,7 +166,8 @@ def test_rule_code(case: Case, checked: Callable[..., CheckResult]) -> None:
 
 
 def test_every_rule_code_has_a_broken_fixture() -> None:
-    assert {c.code for c in CASES} == set(RULES)
+    # template-error is raised by rendering, not by checking: tests/test_cli.py covers it.
+    assert {c.code for c in CASES} | {"template-error"} == set(RULES)
 
 
 def test_base_portfolio_is_clean(checked: Callable[..., CheckResult]) -> None:

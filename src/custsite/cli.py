@@ -11,7 +11,7 @@ import click
 from . import __version__
 from .build import build as build_site
 from .build import check
-from .errors import ValidationFailed
+from .errors import TemplateFailed, ValidationFailed
 from .report import format_json, format_text
 
 AS_OF = click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
@@ -70,6 +70,9 @@ def build(root: Path, as_of: dt.datetime | None, strict: bool, output: Path | No
         result = build_site(root, as_of=_day(as_of), strict=strict, output=output)
     except ValidationFailed as exc:
         click.echo(format_text(exc.problems, root), err=True)
+        raise
+    except TemplateFailed as exc:
+        click.echo(format_text([exc.problem], root), err=True)
         raise
     if result.check.problems:
         click.echo(format_text(result.check.problems, root), err=True)

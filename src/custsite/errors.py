@@ -119,6 +119,8 @@ RULES: dict[str, Rule] = {
              "A misspelt path would make the segment silently empty."),
         R("unknown-rule-operator", E, "a rule uses an unknown operator",
              "Only the documented operators exist; anything else is a typo."),
+        R("template-error", E, "a page template that does not compile or fails to render",
+             "A broken template would give a broken site; the build stops at the template line."),
         R("invalid-rule", E, "a rule whose value does not fit its field or operator",
              "Comparing a number with text or a bad regular expression would silently "
              "never match."),
@@ -161,6 +163,14 @@ class CustsiteError(click.ClickException):
     """A failure the CLI reports without a traceback; exit code 1."""
 
     exit_code = 1
+
+
+class TemplateFailed(CustsiteError):
+    """A template could not be compiled or rendered; carries the located problem."""
+
+    def __init__(self, found: Problem) -> None:
+        super().__init__(found.format())
+        self.problem = found
 
 
 class ValidationFailed(CustsiteError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import jinja2
 import markdown as md
@@ -15,7 +15,7 @@ from markupsafe import Markup
 from . import __version__
 from .data import customers_csv, portfolio_json, to_json
 from .derive import Derived
-from .errors import CustsiteError
+from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .model import STAGES
 from .pages import site_pages
 from .privacy import publish
@@ -73,6 +73,26 @@ def _environment(derived: Derived) -> jinja2.Environment:
     return env
 
 
+def template_problem(exc: jinja2.TemplateError, template: str, root: Path) -> Problem:
+    """Locate a template error: the template file and line, from the error or its traceback."""
+    filename: str | None = getattr(exc, "filename", None)
+    line: int | None = getattr(exc, "lineno", None)
+    if line is None:  # errors at render time: Jinja maps the traceback to template lines
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename.endswith(".html"):
+                filename, line = code.co_filename, tb.tb_lineno
+            tb = tb.tb_next
+    path = filename or template
+    try:
+        path = Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        path = f"(built-in) {Path(path).name}" if Path(path).is_absolute() else path
+    return problem(Location(path, line or 0, 1 if line else 0), "template-error",
+                   f"in template {Path(filename or template).name}: {exc}")
+
+
 def _root(path: str) -> str:
     """The relative prefix from a page back to the site root: links work from file://."""
     return "../" * path.count("/")
@@ -98,10 +118,7 @@ def render_site(derived: Derived) -> list[Page]:
             html = template.render(**common, **spec.context, root=root, page_path=spec.path,
                                    alternate=twin)
         except jinja2.TemplateError as exc:
-            where = getattr(exc, "filename", None) or spec.template
-            line = getattr(exc, "lineno", None)
-            raise CustsiteError(f"template error in {where}"
-                                f"{':' + str(line) if line else ''}: {exc}") from exc
+            raise TemplateFailed(template_problem(exc, spec.template, config.root)) from exc
         pages.append(Page(spec.path, html.encode("utf-8")))
         if spec.twin_path:
             pages.append(Page(spec.twin_path, to_json(spec.twin)))
