@@ -79,3 +79,23 @@ def build(root: Path, as_of: dt.datetime | None, strict: bool, output: Path | No
     derived = result.check.derived
     click.echo(f"built {result.files} files for {len(derived.contacts)} contacts into "
                f"{result.output} in {time.perf_counter() - start:.2f} s (as of {derived.as_of})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default answers this machine only.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on; 0 picks a free one and prints it.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the site in a web browser.")
+@click.option("--poll", is_flag=True,
+              help="Watch by polling the files (for network mounts and containers where "
+                   "file system events do not arrive).")
+@AS_OF
+@click.pass_obj
+def serve(root: Path, host: str, port: int, open_browser: bool, poll: bool,
+          as_of: dt.datetime | None) -> None:
+    """Build, serve on 127.0.0.1 and rebuild what changed on every save; pages reload."""
+    from .serve import serve as run_server
+
+    run_server(root, host=host, port=port, open_browser=open_browser, poll=poll,
+               as_of=_day(as_of))

@@ -240,9 +240,9 @@ def rfm_explanation(contact: Contact, derived: Derived) -> list[str]:
     if rfm is None:
         return []
     settings = derived.config.rfm
-    buyers = sum(1 for c in derived.contacts.values() if c.rfm is not None)
     if rfm.method == "quintiles":
-        method = f"Scores are fifths among all {buyers} buyers: 5 is the best fifth."
+        # No buyer count here: it would make every buyer's page depend on every purchase.
+        method = "Scores are fifths among all buyers: 5 is the best fifth."
     else:
         def bounds(values: Iterable[object]) -> str:
             return " / ".join(str(v) for v in values)

@@ -39,6 +39,9 @@ class PageSpec:
     template: str
     context: dict[str, Any] = field(default_factory=dict)
     twin: Any = None  # JSON-able data for list pages, written beside the page as index.json
+    # What the page shows: contact ids, "org:<id>", "persona:<id>", "segment:<id>"; "*" for
+    # pages that summarise everything. The dev server re-renders a page only when one changed.
+    deps: frozenset[str] = frozenset({"*"})
 
     @property
     def twin_path(self) -> str | None:
@@ -109,6 +112,18 @@ def _interaction_row(i: Interaction, derived: Derived) -> dict[str, Any]:
             else None, "by": i.by}
 
 
+def _customer_deps(c: Contact) -> frozenset[str]:
+    """A customer page shows its own contact, and the names of the records it links to."""
+    cust = c.customer
+    deps = {c.id, *c.referrals, *(f"persona:{p}" for p in c.personas),
+            *(i.consumer for i in c.purchases if i.consumer)}
+    if cust.referred_by:
+        deps.add(cust.referred_by)
+    if cust.organization:
+        deps.add(f"org:{cust.organization}")
+    return frozenset(deps)
+
+
 def dashboard(derived: Derived, persona_stats: list[insights.PersonaStats]) -> PageSpec:
     steps = insights.funnel_steps(derived)
     months = insights.revenue_by_month(derived)
@@ -151,7 +166,8 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
                    twin={"contacts": _rows(derived, everyone)})
     for c in everyone:
         yield PageSpec(f"customers/{c.id}/index.html", "customer.html", {
-            "contact": c, "rfm_lines": insights.rfm_explanation(c, derived)})
+            "contact": c, "rfm_lines": insights.rfm_explanation(c, derived)},
+            deps=_customer_deps(c))
 
     accounts = sorted(derived.accounts.values(),
                       key=lambda a: (a.organization.name.casefold(), a.organization.id))
@@ -163,9 +179,10 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
                        "currency": a.currency, "decision_makers": list(a.decision_makers),
                        "open_deal": a.open_deal} for a in accounts]})
     for account in accounts:
-        yield PageSpec(f"organizations/{account.organization.id}/index.html",
-                       "organization.html",
-                       {"account": account, "members": _by_name(contacts, account.contacts)})
+        oid = account.organization.id
+        yield PageSpec(f"organizations/{oid}/index.html", "organization.html",
+                       {"account": account, "members": _by_name(contacts, account.contacts)},
+                       deps=frozenset({f"org:{oid}", *account.contacts}))
 
     stats = {s.id: s for s in persona_stats}
     yield PageSpec("personas/index.html", "personas.html", {"stats": stats},
@@ -174,10 +191,11 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
                        "by_stage": s.by_stage, "conversion": s.conversion,
                        "targets": list(s.targets)} for s in stats.values()]})
     for pid, persona in sorted(derived.portfolio.personas.items()):
+        matched = derived.persona_matches[pid]
         yield PageSpec(f"personas/{pid}/index.html", "persona.html", {
-            "persona": persona, "stat": stats[pid],
-            "members": _by_name(contacts, derived.persona_matches[pid]),
-            "targets": [contacts[c] for c in stats[pid].targets]})
+            "persona": persona, "stat": stats[pid], "members": _by_name(contacts, matched),
+            "targets": [contacts[c] for c in stats[pid].targets]},
+            deps=frozenset({f"persona:{pid}", *matched}))
 
     segments = list(derived.segments.values())
     yield PageSpec("segments/index.html", "segments.html", {"segments": segments},
@@ -187,7 +205,8 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
         members = _by_name(contacts, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
                        {"segment": segment, "members": members},
-                       twin={"segment": segment.id, "contacts": _rows(derived, members)})
+                       twin={"segment": segment.id, "contacts": _rows(derived, members)},
+                       deps=frozenset({f"segment:{segment.id}", *segment.members}))
 
     counts = insights.stage_counts(derived)
     yield PageSpec("stages/index.html", "stages.html",
@@ -200,9 +219,10 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
         yield PageSpec(f"stages/{stage}/index.html", "stage.html",
                        {"stage": stage, "definition": STAGE_DEFINITIONS[stage],
                         "members": members},
-                       twin={"stage": stage, "contacts": _rows(derived, members)})
+                       twin={"stage": stage, "contacts": _rows(derived, members)},
+                       deps=frozenset(c.id for c in members))
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
     yield PageSpec("activity/index.html", "activity.html", {"recent": recent},
                    twin={"interactions": [_interaction_row(i, derived) for i in recent]})
-    yield PageSpec("404.html", "404.html")
+    yield PageSpec("404.html", "404.html", deps=frozenset())

@@ -17,7 +17,7 @@ from .data import customers_csv, portfolio_json, to_json
 from .derive import Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .model import STAGES
-from .pages import site_pages
+from .pages import PageSpec, site_pages
 from .privacy import publish
 
 
@@ -98,37 +98,57 @@ def _root(path: str) -> str:
     return "../" * path.count("/")
 
 
-def render_site(derived: Derived) -> list[Page]:
-    """Every file of the site, in memory, sorted by path."""
-    derived = publish(derived)  # from here on, privacy.hide fields no longer exist
-    env = _environment(derived)
-    config = derived.config
-    common = {
-        "config": config, "derived": derived, "as_of": derived.as_of, "stages": STAGES,
-        "version": __version__, "portfolio": derived.portfolio, "contacts": derived.contacts,
-    }
-    pages: list[Page] = []
-    for spec in site_pages(derived):
+class Renderer:
+    """Renders pages of one derived portfolio; privacy is applied once, here, first."""
+
+    def __init__(self, derived: Derived) -> None:
+        self.derived = publish(derived)  # from here on, privacy.hide fields no longer exist
+        self.env = _environment(self.derived)
+        self.common = {
+            "config": self.derived.config, "derived": self.derived,
+            "as_of": self.derived.as_of, "stages": STAGES, "version": __version__,
+            "portfolio": self.derived.portfolio, "contacts": self.derived.contacts,
+        }
+
+    def specs(self) -> list[PageSpec]:
+        return list(site_pages(self.derived))
+
+    def page(self, spec: PageSpec) -> list[Page]:
+        """The page, and its JSON twin for list pages."""
+        config = self.derived.config
         root = _root(spec.path)
         if spec.path == "404.html" and config.base_url:
             root = config.base_url.rstrip("/") + "/"  # served at any depth by a web server
         twin = spec.twin_path.rsplit("/", 1)[-1] if spec.twin_path else None
         try:
-            template = env.get_template(spec.template)
-            html = template.render(**common, **spec.context, root=root, page_path=spec.path,
-                                   alternate=twin)
+            template = self.env.get_template(spec.template)
+            html = template.render(**self.common, **spec.context, root=root,
+                                   page_path=spec.path, alternate=twin)
         except jinja2.TemplateError as exc:
             raise TemplateFailed(template_problem(exc, spec.template, config.root)) from exc
-        pages.append(Page(spec.path, html.encode("utf-8")))
+        pages = [Page(spec.path, html.encode("utf-8"))]
         if spec.twin_path:
             pages.append(Page(spec.twin_path, to_json(spec.twin)))
-    static = resources.files("custsite") / "static"
-    for item in sorted(static.iterdir(), key=lambda t: t.name):
-        if item.is_file():
-            pages.append(Page(f"static/{item.name}", item.read_bytes()))
-    pages.append(Page("data/portfolio.json", portfolio_json(derived)))
-    pages.append(Page("data/customers.csv", customers_csv(derived)))
-    pages.extend(persona_photos(derived))
+        return pages
+
+    def assets(self) -> list[Page]:
+        """The theme's static files, the data files and persona photos."""
+        pages: list[Page] = []
+        static = resources.files("custsite") / "static"
+        for item in sorted(static.iterdir(), key=lambda t: t.name):
+            if item.is_file():
+                pages.append(Page(f"static/{item.name}", item.read_bytes()))
+        pages.append(Page("data/portfolio.json", portfolio_json(self.derived)))
+        pages.append(Page("data/customers.csv", customers_csv(self.derived)))
+        pages.extend(persona_photos(self.derived))
+        return pages
+
+
+def render_site(derived: Derived) -> list[Page]:
+    """Every file of the site, in memory, sorted by path."""
+    renderer = Renderer(derived)
+    pages = [page for spec in renderer.specs() for page in renderer.page(spec)]
+    pages.extend(renderer.assets())
     return sorted(pages, key=lambda pg: pg.path)
 
 

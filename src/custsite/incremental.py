@@ -1,0 +1,158 @@
+"""Rebuilding only what changed, for the dev server.
+
+A `Session` keeps, between builds, the parsed files (by file signature), the last derived
+portfolio and the rendered pages with what each one shows. After an edit it re-reads only the
+changed files, derives the portfolio again (stages and segments can move anywhere), compares
+it with the previous one, and re-renders only the pages that show something that changed.
+A changed template or custsite.yaml starts from scratch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import CONFIG_FILE, load_config, source_date
+from .derive import Derived, derive
+from .errors import Problem, Severity, TemplateFailed
+from .render import Renderer
+from .validate import FileCache, check_dates, load_portfolio
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a rebuild did: which files it parsed and which pages it rendered."""
+
+    epoch: int
+    ok: bool
+    parsed: tuple[str, ...]
+    rendered: tuple[str, ...]
+    removed: tuple[str, ...]
+    seconds: float
+    full: bool
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass
+class SiteSnapshot:
+    """A complete site in memory; replaced as a whole, never modified in place."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()  # errors that stop the site: shown on every page
+    epoch: int = 0
+
+
+def changed_keys(old: Derived, new: Derived) -> set[str] | None:
+    """The dependency keys (see PageSpec.deps) whose content differs; None for everything."""
+    if old.as_of != new.as_of or old.config != new.config:
+        return None
+    keys: set[str] = set()
+    for cid in old.contacts.keys() | new.contacts.keys():
+        if old.contacts.get(cid) != new.contacts.get(cid):
+            keys.add(cid)
+    for oid in old.accounts.keys() | new.accounts.keys():
+        if old.accounts.get(oid) != new.accounts.get(oid):
+            keys.add(f"org:{oid}")
+    old_p, new_p = old.portfolio.personas, new.portfolio.personas
+    for pid in old_p.keys() | new_p.keys():
+        if old_p.get(pid) != new_p.get(pid) or \
+                old.persona_matches.get(pid) != new.persona_matches.get(pid):
+            keys.add(f"persona:{pid}")
+    for sid in old.segments.keys() | new.segments.keys():
+        if old.segments.get(sid) != new.segments.get(sid):
+            keys.add(f"segment:{sid}")
+    return keys
+
+
+class Session:
+    """The state the dev server keeps between builds of one portfolio."""
+
+    def __init__(self, root: Path, *, as_of: dt.date | None = None) -> None:
+        self.root = root
+        self.as_of = as_of
+        self.cache: FileCache = {}
+        self.derived: Derived | None = None
+        self.deps: dict[str, frozenset[str]] = {}
+        self.assets: dict[str, bytes] = {}
+        self.snapshot = SiteSnapshot()
+        self.lock = threading.Lock()  # one build at a time
+
+    def _needs_full(self, changed: Iterable[str] | None) -> bool:
+        if changed is None or self.derived is None:
+            return True
+        paths = self.derived.config.paths
+        templates = paths.templates.rstrip("/") + "/"
+        personas = paths.personas.rstrip("/") + "/"
+        # A template, the config or a persona's photo: anything may show it.
+        return any(p == CONFIG_FILE or (p + "/").startswith(templates)
+                   or (p.startswith(personas) and not p.endswith(".md")) for p in changed)
+
+    def rebuild(self, changed: Iterable[str] | None = None) -> BuildReport:
+        """Build again; `changed` lists the paths (relative to the root) that were modified,
+        created or deleted, or None when anything may have changed."""
+        with self.lock:
+            return self._rebuild(list(changed) if changed is not None else None)
+
+    def _rebuild(self, changed: list[str] | None) -> BuildReport:
+        start = time.perf_counter()
+        full = self._needs_full(changed)
+        if full:
+            self.cache.clear()
+        problems: list[Problem] = []
+        parsed: list[str] = []
+        config = load_config(self.root, problems)
+        day = source_date(self.as_of, config.as_of)
+        portfolio = load_portfolio(config, problems, cache=self.cache, parsed=parsed)
+        check_dates(portfolio, day, config.context(problems))
+        derived = derive(portfolio, day)
+        problems.extend(derived.problems)
+        problems.sort(key=Problem.sort_key)
+        errors = tuple(p for p in problems if p.severity is Severity.ERROR)
+        if errors:
+            return self._failed(errors, parsed, start, full)
+        keys = None if full or self.derived is None else changed_keys(self.derived, derived)
+        try:
+            files, rendered = self._render(derived, keys)
+        except TemplateFailed as exc:
+            return self._failed((exc.problem,), parsed, start, full)
+        removed = tuple(sorted(set(self.snapshot.files) - set(files)))
+        self.derived = derived
+        self.snapshot = SiteSnapshot(files, (), self.snapshot.epoch + 1)
+        return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
+                           time.perf_counter() - start, keys is None, tuple(problems))
+
+    def _render(self, derived: Derived,
+                keys: set[str] | None) -> tuple[dict[str, bytes], list[str]]:
+        renderer = Renderer(derived)
+        old = self.snapshot.files if keys is not None else {}
+        files: dict[str, bytes] = {}
+        rendered: list[str] = []
+        deps: dict[str, frozenset[str]] = {}
+        for spec in renderer.specs():
+            deps[spec.path] = spec.deps
+            shown = spec.deps | self.deps.get(spec.path, frozenset())
+            if keys is None or spec.path not in old or (keys and ("*" in shown or keys & shown)):
+                for page in renderer.page(spec):
+                    files[page.path] = page.content
+                rendered.append(spec.path)
+            else:
+                files[spec.path] = old[spec.path]
+                if spec.twin_path:
+                    files[spec.twin_path] = old[spec.twin_path]
+        if keys is None or keys or not self.assets:
+            # The data files hold every contact; photos and theme files are cheap to copy.
+            self.assets = {page.path: page.content for page in renderer.assets()}
+        files.update(self.assets)
+        self.deps = deps
+        return dict(sorted(files.items())), rendered
+
+    def _failed(self, errors: tuple[Problem, ...], parsed: list[str], start: float,
+                full: bool) -> BuildReport:
+        # Keep the last good pages: the next good save only re-renders what changed since.
+        self.snapshot = SiteSnapshot(self.snapshot.files, errors, self.snapshot.epoch + 1)
+        return BuildReport(self.snapshot.epoch, False, tuple(parsed), (), (),
+                           time.perf_counter() - start, full, errors)
