@@ -108,7 +108,7 @@ class DevServer:
 def site_path(raw: str) -> str | None:
     """The file a request path names inside the site, or None when it must be refused:
     encoded or plain `..`, backslashes, NUL bytes, absolute or overlong paths."""
-    if len(raw) > MAX_PATH:
+    if len(raw) > MAX_PATH or raw.startswith("//"):
         return None
     path = unquote(urlsplit(raw).path)
     if "\x00" in path or "\\" in path or not path.startswith("/"):

@@ -1,0 +1,297 @@
+"""`custsite serve`: incremental rebuilds, the dev server in a subprocess, live reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from custsite.incremental import Session
+from custsite.serve import site_path
+
+from .conftest import AS_OF, ScratchFactory
+
+FILES: dict[str, str | bytes] = {
+    "custsite.yaml": f"as_of: {AS_OF.isoformat()}\n",
+    "records/customers/ann.yaml": "name: Ann Lee\nreferred_by: bob\n",
+    "records/customers/bob.yaml": "name: Bob Stone\norganization: acme\n",
+    "records/customers/cid.yaml": "name: Cid Ray\n",
+    "records/organizations/acme.yaml": "name: ACME\n",
+    "records/interactions/ann.yaml":
+        "- {customer: ann, date: 2026-01-10, kind: purchase, amount: 100}\n",
+    "personas/p.md": "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n",
+}
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    time.sleep(0.01)  # a new mtime even on coarse clocks
+    path.write_text(text.replace(old, new))
+
+
+# --- the incremental engine, in process -----------------------------------------------------
+
+def test_edit_one_customer_renders_its_pages_only(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    first = session.rebuild()
+    assert first.ok and first.full and len(first.parsed) == 6
+    assert "customers/cid/index.html" in first.rendered
+    _edit(root / "records/customers/cid.yaml", "Cid Ray", "Cid Rayner")
+    report = session.rebuild(["records/customers/cid.yaml"])
+    assert report.ok and not report.full
+    assert report.parsed == ("records/customers/cid.yaml",)
+    customer_pages = [p for p in report.rendered if p.startswith("customers/") and
+                      p != "customers/index.html"]
+    assert customer_pages == ["customers/cid/index.html"]
+    assert "organizations/acme/index.html" not in report.rendered
+    assert b"Cid Rayner" in session.snapshot.files["customers/cid/index.html"]
+    assert b"Cid Rayner" in session.snapshot.files["customers/index.html"]
+    # A name shown on other pages re-renders them: Bob's name is on Ann's and ACME's pages.
+    _edit(root / "records/customers/bob.yaml", "Bob Stone", "Robert Stone")
+    report = session.rebuild(["records/customers/bob.yaml"])
+    assert {"customers/bob/index.html", "customers/ann/index.html",
+            "organizations/acme/index.html"} <= set(report.rendered)
+    assert "customers/cid/index.html" not in report.rendered
+    assert b"Robert Stone" in session.snapshot.files["customers/ann/index.html"]
+
+
+def test_nothing_changed_renders_nothing(scratch_portfolio: ScratchFactory) -> None:
+    session = Session(scratch_portfolio(FILES))
+    session.rebuild()
+    report = session.rebuild([])
+    assert report.ok and report.parsed == () and report.rendered == ()
+
+
+def test_create_rename_delete(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    session.rebuild()
+    new = root / "records/customers/dee.yaml"
+    new.write_text("name: Dee Fox\n")
+    report = session.rebuild(["records/customers/dee.yaml"])
+    assert "customers/dee/index.html" in report.rendered
+    new.rename(root / "records/customers/dora.yaml")
+    report = session.rebuild(["records/customers/dee.yaml", "records/customers/dora.yaml"])
+    assert "customers/dee/index.html" in report.removed
+    assert "customers/dora/index.html" in session.snapshot.files
+    (root / "records/customers/dora.yaml").unlink()
+    report = session.rebuild(["records/customers/dora.yaml"])
+    assert "customers/dora/index.html" in report.removed
+    assert "customers/dora/index.html" not in session.snapshot.files
+
+
+def test_template_or_config_change_rebuilds_everything(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    session.rebuild()
+    (root / "templates").mkdir()
+    (root / "templates/_footer.html").write_text("<p>Our footer</p>\n")
+    report = session.rebuild(["templates/_footer.html"])
+    assert report.full and b"Our footer" in session.snapshot.files["customers/ann/index.html"]
+    _edit(root / "custsite.yaml", "as_of", "title: Renamed\nas_of")
+    report = session.rebuild(["custsite.yaml"])
+    assert report.full and len(report.parsed) == 6
+    assert b"Renamed" in session.snapshot.files["index.html"]
+
+
+def test_broken_then_fixed(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    session.rebuild()
+    good = dict(session.snapshot.files)
+    _edit(root / "records/customers/cid.yaml", "name: Cid Ray", "name: Cid Ray\nemial: x")
+    report = session.rebuild(["records/customers/cid.yaml"])
+    assert not report.ok
+    assert [p.format() for p in session.snapshot.problems] == [
+        "records/customers/cid.yaml:2:1: error: unknown field 'emial' for a customer "
+        "(did you mean 'email'?) [unknown-field]"]
+    assert session.snapshot.files == good  # the last good pages are kept, not half-updated
+    _edit(root / "records/customers/cid.yaml", "\nemial: x", "")
+    report = session.rebuild(["records/customers/cid.yaml"])
+    assert report.ok and session.snapshot.problems == ()
+    assert session.snapshot.files == good
+
+
+def test_template_error_is_a_located_problem(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({**FILES, "templates/_footer.html": "ok\n"})
+    session = Session(root)
+    assert session.rebuild().ok
+    (root / "templates/_footer.html").write_text("line one\n{{ nope.missing }}\n")
+    report = session.rebuild(["templates/_footer.html"])
+    assert not report.ok
+    (found,) = report.problems
+    assert (found.code, found.location.path, found.location.line) == (
+        "template-error", "templates/_footer.html", 2)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("/", "index.html"), ("/customers/", "customers/index.html"),
+    ("/customers/ann/index.html?x=1", "customers/ann/index.html"),
+    ("/../custsite.yaml", None), ("/%2e%2e/custsite.yaml", None),
+    ("/static/%2E%2E/%2E%2E/etc/passwd", None), ("/a/..%2f..%2fb", None),
+    ("/index.html%00.png", None), ("/a\\..\\b", None), ("//etc/passwd", None),
+    ("/" + "a" * 3000, None), ("relative", None),
+])
+def test_request_paths(raw: str, expected: str | None) -> None:
+    assert site_path(raw) == expected
+
+
+# --- the server in a subprocess ---------------------------------------------------------------
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], url: str, root: Path) -> None:
+        self.proc, self.url, self.root = proc, url, root
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def status(self) -> dict[str, object]:
+        return json.loads(self.get("__custsite/status")[1])
+
+    def wait_epoch(self, after: int, timeout: float = 15) -> dict[str, object]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            state = self.status()
+            if int(state["epoch"]) > after:  # type: ignore[call-overload]
+                return state
+            time.sleep(0.05)
+        raise AssertionError(f"no rebuild after epoch {after}")
+
+
+def _start(root: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "custsite", "-C", str(root), "serve", "--port", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for _ in range(50):
+        line = proc.stdout.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+/)", line)
+        if found:
+            return proc, found.group(1)
+    proc.kill()
+    proc.communicate()
+    raise AssertionError("the server did not say where it listens")
+
+
+@pytest.fixture(params=["events", "poll"])
+def served(request: pytest.FixtureRequest, scratch_portfolio: ScratchFactory) -> Iterator[Served]:
+    root = scratch_portfolio(FILES)
+    proc, url = _start(root, *(["--poll"] if request.param == "poll" else []))
+    yield Served(proc, url, root)
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
+def test_server_follows_edits(served: Served) -> None:
+    root = served.root
+    before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    status, body = served.get("customers/cid/")
+    assert status == 200 and "Cid Ray" in body
+    assert '<script src="/__custsite/livereload.js"' in body
+    epoch = int(served.status()["epoch"])  # type: ignore[call-overload]
+
+    _edit(root / "records/customers/cid.yaml", "Cid Ray", "Cid Rayner")
+    state = served.wait_epoch(epoch)
+    rendered = state["rendered"]
+    assert "customers/cid/index.html" in rendered  # type: ignore[operator]
+    assert "customers/ann/index.html" not in rendered  # type: ignore[operator]
+    assert "Cid Rayner" in served.get("customers/cid/index.html")[1]
+
+    (root / "records/customers/dee.yaml").write_text("name: Dee Fox\n")
+    state = served.wait_epoch(int(state["epoch"]))  # type: ignore[call-overload]
+    assert served.get("customers/dee/")[0] == 200
+    (root / "records/customers/dee.yaml").rename(root / "records/customers/dora.yaml")
+    state = served.wait_epoch(int(state["epoch"]))  # type: ignore[call-overload]
+    assert served.get("customers/dora/")[0] == 200
+    assert served.get("customers/dee/")[0] == 404
+    (root / "records/customers/dora.yaml").unlink()
+    state = served.wait_epoch(int(state["epoch"]))  # type: ignore[call-overload]
+    assert served.get("customers/dora/")[0] == 404
+
+    _edit(root / "records/customers/cid.yaml", "name: Cid Rayner", "name: Cid\nemial: x")
+    state = served.wait_epoch(int(state["epoch"]))  # type: ignore[call-overload]
+    for page in ("index.html", "customers/ann/index.html"):
+        status, body = served.get(page)
+        assert status == 500
+        assert "records/customers/cid.yaml:2:1" in body and "[unknown-field]" in body
+    _edit(root / "records/customers/cid.yaml", "\nemial: x", "")
+    served.wait_epoch(int(state["epoch"]))  # type: ignore[call-overload]
+    status, body = served.get("customers/cid/")
+    assert status == 200 and "<h1>Cid" in body
+
+    # Requests outside the site are refused; the server never wrote into the portfolio.
+    assert served.get("%2e%2e/custsite.yaml")[0] == 400
+    after = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    assert after == before
+
+    served.proc.send_signal(signal.SIGINT)
+    out, _ = served.proc.communicate(timeout=10)
+    assert served.proc.returncode == 0
+    assert "stopped" in out and "Traceback" not in out
+
+
+def test_port_in_use_is_a_clear_error(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(FILES)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "custsite", "-C", str(root), "serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_reload_script_is_never_in_build_output(example_site: Path) -> None:
+    for f in example_site.rglob("*"):
+        if f.is_file():
+            assert b"__custsite" not in f.read_bytes(), f
+
+
+def test_browser_page_reloads_after_an_edit(scratch_portfolio: ScratchFactory) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed")
+        pytest.skip("Debian's chromium is not installed")
+    root = scratch_portfolio(FILES)
+    proc, url = _start(root)
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            page = browser.new_page()
+            page.goto(url + "customers/cid/")
+            assert page.inner_text("h1").startswith("Cid Ray")
+            _edit(root / "records/customers/cid.yaml", "Cid Ray", "Cid Rayner")
+            page.wait_for_function(
+                "document.querySelector('h1').textContent.startsWith('Cid Rayner')",
+                timeout=15_000)
+            _edit(root / "records/customers/cid.yaml", "name: Cid Rayner", "name: [broken")
+            page.wait_for_selector("#problems", timeout=15_000)
+            assert "records/customers/cid.yaml:2:1" in page.inner_text("#problems")
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
