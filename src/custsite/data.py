@@ -29,8 +29,13 @@ def json_default(value: Any) -> Any:
 
 
 def to_json(value: Any) -> bytes:
-    """Deterministic JSON: sorted keys, ISO dates, exact decimals as numbers."""
-    text = json.dumps(value, default=json_default, indent=1, sort_keys=True, ensure_ascii=False)
+    """Deterministic JSON: sorted keys, ISO dates, exact decimals as numbers.
+
+    Compact on purpose: with `indent`, the json module falls back from its C encoder to a
+    Python one that is ten times slower on a list of 10,000 contacts.
+    """
+    text = json.dumps(value, default=json_default, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
     return (text + "\n").encode("utf-8")
 
 

@@ -7,8 +7,9 @@ JSON twin (the same list as data, linked from the page with `<link rel="alternat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from . import charts, insights
@@ -38,7 +39,9 @@ class PageSpec:
     path: str
     template: str
     context: dict[str, Any] = field(default_factory=dict)
-    twin: Any = None  # JSON-able data for list pages, written beside the page as index.json
+    # For list pages: makes the JSON-able data written beside the page as index.json (a
+    # function, so that pages the dev server does not re-render cost nothing).
+    twin: Callable[[], Any] | None = None
     # What the page shows: contact ids, "org:<id>", "persona:<id>", "segment:<id>"; "*" for
     # pages that summarise everything. The dev server re-renders a page only when one changed.
     deps: frozenset[str] = frozenset({"*"})
@@ -65,6 +68,11 @@ def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
 def _rows(derived: Derived, members: list[Contact]) -> list[dict[str, Any]]:
     hide = derived.config.hide
     return [contact_record(c, hide) for c in members]
+
+
+def _members_twin(derived: Derived, key: str, value: str,
+                  members: list[Contact]) -> dict[str, Any]:
+    return {key: value, "contacts": _rows(derived, members)}
 
 
 def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, list[FacetValue]]]:
@@ -163,7 +171,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
     yield PageSpec("customers/index.html", "customers.html",
                    {"members": everyone, "facet_rows": facet_rows, "facets": facets,
                     "facet_names": FACETS},
-                   twin={"contacts": _rows(derived, everyone)})
+                   twin=lambda: {"contacts": _rows(derived, everyone)})
     for c in everyone:
         yield PageSpec(f"customers/{c.id}/index.html", "customer.html", {
             "contact": c, "rfm_lines": insights.rfm_explanation(c, derived)},
@@ -172,7 +180,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
     accounts = sorted(derived.accounts.values(),
                       key=lambda a: (a.organization.name.casefold(), a.organization.id))
     yield PageSpec("organizations/index.html", "organizations.html", {"accounts": accounts},
-                   twin={"organizations": [{
+                   twin=lambda: {"organizations": [{
                        "id": a.organization.id, "name": a.organization.name,
                        "sector": a.organization.sector, "stage": a.stage,
                        "contacts": list(a.contacts), "revenue": a.revenue,
@@ -186,7 +194,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
 
     stats = {s.id: s for s in persona_stats}
     yield PageSpec("personas/index.html", "personas.html", {"stats": stats},
-                   twin={"personas": [{
+                   twin=lambda: {"personas": [{
                        "id": s.id, "name": s.name, "matches": s.matches,
                        "by_stage": s.by_stage, "conversion": s.conversion,
                        "targets": list(s.targets)} for s in stats.values()]})
@@ -199,30 +207,30 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
 
     segments = list(derived.segments.values())
     yield PageSpec("segments/index.html", "segments.html", {"segments": segments},
-                   twin={"segments": [{"id": s.id, "title": s.title, "builtin": s.builtin,
+                   twin=lambda: {"segments": [{"id": s.id, "title": s.title, "builtin": s.builtin,
                                        "size": len(s.members)} for s in segments]})
     for segment in segments:
         members = _by_name(contacts, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
                        {"segment": segment, "members": members},
-                       twin={"segment": segment.id, "contacts": _rows(derived, members)},
+                       twin=partial(_members_twin, derived, "segment", segment.id, members),
                        deps=frozenset({f"segment:{segment.id}", *segment.members}))
 
     counts = insights.stage_counts(derived)
     yield PageSpec("stages/index.html", "stages.html",
                    {"counts": counts, "definitions": STAGE_DEFINITIONS,
                     "steps": insights.funnel_steps(derived)},
-                   twin={"stages": [{"stage": s, "count": counts[s],
+                   twin=lambda: {"stages": [{"stage": s, "count": counts[s],
                                      "definition": STAGE_DEFINITIONS[s]} for s in STAGES]})
     for stage in STAGES:
         members = [c for c in everyone if c.stage == stage]
         yield PageSpec(f"stages/{stage}/index.html", "stage.html",
                        {"stage": stage, "definition": STAGE_DEFINITIONS[stage],
                         "members": members},
-                       twin={"stage": stage, "contacts": _rows(derived, members)},
+                       twin=partial(_members_twin, derived, "stage", stage, members),
                        deps=frozenset(c.id for c in members))
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
     yield PageSpec("activity/index.html", "activity.html", {"recent": recent},
-                   twin={"interactions": [_interaction_row(i, derived) for i in recent]})
+                   twin=lambda: {"interactions": [_interaction_row(i, derived) for i in recent]})
     yield PageSpec("404.html", "404.html", deps=frozenset())

@@ -127,8 +127,8 @@ class Renderer:
         except jinja2.TemplateError as exc:
             raise TemplateFailed(template_problem(exc, spec.template, config.root)) from exc
         pages = [Page(spec.path, html.encode("utf-8"))]
-        if spec.twin_path:
-            pages.append(Page(spec.twin_path, to_json(spec.twin)))
+        if spec.twin is not None and spec.twin_path:
+            pages.append(Page(spec.twin_path, to_json(spec.twin())))
         return pages
 
     def assets(self) -> list[Page]:

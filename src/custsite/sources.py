@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def _skipped(name: str) -> bool:
 
 
 def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
-    """Every record file, sorted; symlinks that leave the portfolio are reported, not followed."""
+    """Every record file, sorted; links that leave the portfolio are reported, not followed.
+
+    Walks with os.scandir: its entries know whether they are files or links without a
+    system call each, which matters at 100,000 files.
+    """
     root = config.root.resolve()
     found: list[SourceFile] = []
     dirs = [("customer", config.paths.customers, False),
@@ -44,18 +49,27 @@ def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
                     f"no '{rel_dir}' folder in {config.root}: is this a portfolio? Run "
                     "custsite in the portfolio's root folder, or pass -C DIR"))
             continue
-        candidates = base.rglob("*") if recursive else base.iterdir()
-        for path in candidates:
-            rel_parts = path.relative_to(config.root).parts
-            if any(_skipped(part) for part in rel_parts):
-                continue
-            if path.suffix not in RECORD_SUFFIXES or not path.is_file():
-                continue
-            rel = "/".join(rel_parts)
-            if not path.resolve().is_relative_to(root):
-                problems.append(problem(Location(rel), "unsafe-path",
-                                        "this file is a link to a place outside the "
-                                        "portfolio; it is not read"))
-                continue
-            found.append(SourceFile(kind, rel, path))
+        _walk(kind, base, rel_dir.strip("/"), recursive, root, found, problems)
     return sorted(found)
+
+
+def _walk(kind: str, folder: Path, rel: str, recursive: bool, root: Path,
+          found: list[SourceFile], problems: list[Problem]) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if _skipped(entry.name):
+            continue
+        entry_rel = f"{rel}/{entry.name}"
+        if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
+            problems.append(problem(Location(entry_rel), "unsafe-path",
+                                    "this is a link to a place outside the portfolio; "
+                                    "it is not read"))
+            continue
+        if entry.is_dir(follow_symlinks=False):  # linked folders are not walked: no loops
+            if recursive:
+                _walk(kind, Path(entry.path), entry_rel, recursive, root, found, problems)
+        elif entry.name.endswith(RECORD_SUFFIXES) and entry.is_file():
+            found.append(SourceFile(kind, entry_rel, Path(entry.path)))
