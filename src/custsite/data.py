@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -80,21 +81,21 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def portfolio_json(derived: Derived) -> bytes:
-    hide = derived.config.hide
+Records = Callable[[Contact], dict[str, Any]]
+
+
+def portfolio_json(derived: Derived, record: Records) -> bytes:
     return to_json({
         "generator": f"custsite {__version__}", "as_of": derived.as_of,
         "title": derived.config.title,
-        "contacts": [contact_record(derived.contacts[cid], hide)
-                     for cid in sorted(derived.contacts)],
+        "contacts": [record(derived.contacts[cid]) for cid in sorted(derived.contacts)],
         "segments": {s.id: list(s.members) for s in derived.segments.values()},
         "personas": {k: list(v) for k, v in derived.persona_matches.items()},
     })
 
 
-def customers_csv(derived: Derived) -> bytes:
-    hide = derived.config.hide
-    rows = [contact_record(derived.contacts[cid], hide) for cid in sorted(derived.contacts)]
+def customers_csv(derived: Derived, record: Records) -> bytes:
+    rows = [record(derived.contacts[cid]) for cid in sorted(derived.contacts)]
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

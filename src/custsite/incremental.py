@@ -19,7 +19,7 @@ from pathlib import Path
 from .config import CONFIG_FILE, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, TemplateFailed
-from .render import Renderer
+from .render import Renderer, RowCache
 from .validate import FileCache, check_dates, load_portfolio
 
 
@@ -78,6 +78,7 @@ class Session:
         self.derived: Derived | None = None
         self.deps: dict[str, frozenset[str]] = {}
         self.assets: dict[str, bytes] = {}
+        self.rows = RowCache()
         self.snapshot = SiteSnapshot()
         self.lock = threading.Lock()  # one build at a time
 
@@ -125,9 +126,23 @@ class Session:
         return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
                            time.perf_counter() - start, keys is None, tuple(problems))
 
+    def _forget_rows(self, derived: Derived, keys: set[str] | None) -> None:
+        """Drop the cached rows that show something that changed."""
+        if keys is None or self.derived is None:
+            self.rows.clear()
+            return
+        ids = {k for k in keys if ":" not in k}
+        for key in keys:
+            if key.startswith("org:"):  # rows show the organization's name
+                for accounts in (self.derived.accounts, derived.accounts):
+                    account = accounts.get(key[4:])
+                    ids.update(account.contacts if account else ())
+        self.rows.forget(ids)
+
     def _render(self, derived: Derived,
                 keys: set[str] | None) -> tuple[dict[str, bytes], list[str]]:
-        renderer = Renderer(derived)
+        self._forget_rows(derived, keys)
+        renderer = Renderer(derived, self.rows)
         old = self.snapshot.files if keys is not None else {}
         files: dict[str, bytes] = {}
         rendered: list[str] = []

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from . import charts, insights
-from .data import contact_record
+from .data import Records
 from .derive import Contact, Derived
 from .model import STAGES, Interaction
 
@@ -65,14 +65,13 @@ def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
     return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.id))
 
 
-def _rows(derived: Derived, members: list[Contact]) -> list[dict[str, Any]]:
-    hide = derived.config.hide
-    return [contact_record(c, hide) for c in members]
+def _rows(record: Records, members: list[Contact]) -> list[dict[str, Any]]:
+    return [record(c) for c in members]
 
 
-def _members_twin(derived: Derived, key: str, value: str,
+def _members_twin(record: Records, key: str, value: str,
                   members: list[Contact]) -> dict[str, Any]:
-    return {key: value, "contacts": _rows(derived, members)}
+    return {key: value, "contacts": _rows(record, members)}
 
 
 def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, list[FacetValue]]]:
@@ -160,8 +159,8 @@ def dashboard(derived: Derived, persona_stats: list[insights.PersonaStats]) -> P
     })
 
 
-def site_pages(derived: Derived) -> Iterator[PageSpec]:
-    """Every page of the site, in a stable order."""
+def site_pages(derived: Derived, record: Records) -> Iterator[PageSpec]:
+    """Every page of the site, in a stable order; `record` gives a contact's data record."""
     contacts = derived.contacts
     everyone = _by_name(contacts)
     persona_stats = insights.persona_stats(derived)
@@ -171,7 +170,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
     yield PageSpec("customers/index.html", "customers.html",
                    {"members": everyone, "facet_rows": facet_rows, "facets": facets,
                     "facet_names": FACETS},
-                   twin=lambda: {"contacts": _rows(derived, everyone)})
+                   twin=lambda: {"contacts": _rows(record, everyone)})
     for c in everyone:
         yield PageSpec(f"customers/{c.id}/index.html", "customer.html", {
             "contact": c, "rfm_lines": insights.rfm_explanation(c, derived)},
@@ -213,7 +212,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
         members = _by_name(contacts, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
                        {"segment": segment, "members": members},
-                       twin=partial(_members_twin, derived, "segment", segment.id, members),
+                       twin=partial(_members_twin, record, "segment", segment.id, members),
                        deps=frozenset({f"segment:{segment.id}", *segment.members}))
 
     counts = insights.stage_counts(derived)
@@ -227,7 +226,7 @@ def site_pages(derived: Derived) -> Iterator[PageSpec]:
         yield PageSpec(f"stages/{stage}/index.html", "stage.html",
                        {"stage": stage, "definition": STAGE_DEFINITIONS[stage],
                         "members": members},
-                       twin=partial(_members_twin, derived, "stage", stage, members),
+                       twin=partial(_members_twin, record, "stage", stage, members),
                        deps=frozenset(c.id for c in members))
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import jinja2
 import markdown as md
@@ -13,8 +14,8 @@ import nh3
 from markupsafe import Markup
 
 from . import __version__
-from .data import customers_csv, portfolio_json, to_json
-from .derive import Derived
+from .data import contact_record, customers_csv, portfolio_json, to_json
+from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .model import STAGES
 from .pages import PageSpec, site_pages
@@ -98,12 +99,33 @@ def _root(path: str) -> str:
     return "../" * path.count("/")
 
 
+class RowCache:
+    """Table rows and data records of contacts, kept across the dev server's rebuilds.
+
+    A list of 10,000 contacts is mostly the same rows as before an edit: only the rows of
+    contacts whose content changed are made again (`forget`)."""
+
+    def __init__(self) -> None:
+        self.html: dict[tuple[str, str, str], Markup] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def forget(self, ids: set[str]) -> None:
+        self.html = {k: v for k, v in self.html.items() if k[1] not in ids}
+        self.records = {k: v for k, v in self.records.items() if k not in ids}
+
+    def clear(self) -> None:
+        self.html.clear()
+        self.records.clear()
+
+
 class Renderer:
     """Renders pages of one derived portfolio; privacy is applied once, here, first."""
 
-    def __init__(self, derived: Derived) -> None:
+    def __init__(self, derived: Derived, cache: RowCache | None = None) -> None:
         self.derived = publish(derived)  # from here on, privacy.hide fields no longer exist
+        self.cache = cache or RowCache()
         self.env = _environment(self.derived)
+        self.env.globals["row"] = self.row
         self.common = {
             "config": self.derived.config, "derived": self.derived,
             "as_of": self.derived.as_of, "stages": STAGES, "version": __version__,
@@ -111,7 +133,24 @@ class Renderer:
         }
 
     def specs(self) -> list[PageSpec]:
-        return list(site_pages(self.derived))
+        return list(site_pages(self.derived, self.record))
+
+    def record(self, contact: Contact) -> dict[str, Any]:
+        """The contact's data record (see data.contact_record), made once per content."""
+        found = self.cache.records.get(contact.id)
+        if found is None:
+            found = self.cache.records[contact.id] = contact_record(
+                contact, self.derived.config.hide)
+        return found
+
+    def row(self, template: str, contact: Contact, root: str) -> Markup:
+        """One table row of a contact, made once per content and page depth."""
+        key = (template, contact.id, root)
+        found = self.cache.html.get(key)
+        if found is None:
+            html = self.env.get_template(template).render(**self.common, c=contact, root=root)
+            found = self.cache.html[key] = Markup(html)
+        return found
 
     def page(self, spec: PageSpec) -> list[Page]:
         """The page, and its JSON twin for list pages."""
@@ -138,8 +177,8 @@ class Renderer:
         for item in sorted(static.iterdir(), key=lambda t: t.name):
             if item.is_file():
                 pages.append(Page(f"static/{item.name}", item.read_bytes()))
-        pages.append(Page("data/portfolio.json", portfolio_json(self.derived)))
-        pages.append(Page("data/customers.csv", customers_csv(self.derived)))
+        pages.append(Page("data/portfolio.json", portfolio_json(self.derived, self.record)))
+        pages.append(Page("data/customers.csv", customers_csv(self.derived, self.record)))
         pages.extend(persona_photos(self.derived))
         return pages
 
