@@ -375,10 +375,12 @@ def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
     for b in BUILTINS:
         segments[b.id] = Segment(b.id, b.title, b.description, True,
                                  tuple(c.id for c in contacts if b.test(c)))
+    values = [c.values() for c in contacts] if config.segments else []  # once per contact
     for declared in config.segments:
         segments[declared.id] = Segment(
             declared.id, declared.title, declared.description, False,
-            tuple(c.id for c in contacts if declared.rule.matches(c.values(), as_of)))
+            tuple(c.id for c, v in zip(contacts, values, strict=True)
+                  if declared.rule.matches(v, as_of)))
     for seg_id, segment in segments.items():
         for cid in segment.members:
             members[cid].append(seg_id)

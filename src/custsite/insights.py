@@ -6,6 +6,7 @@ Pure functions of `Derived`: the build date comes from it, nothing reads the clo
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -188,8 +189,8 @@ def satisfaction(interactions: Iterable[Interaction], as_of: dt.date) -> Satisfa
 
 
 def recent_interactions(derived: Derived, limit: int = RECENT) -> list[Interaction]:
-    past = [i for i in derived.portfolio.interactions if i.day <= derived.as_of]
-    return sorted(past, key=Interaction.sort_key, reverse=True)[:limit]
+    past = (i for i in derived.portfolio.interactions if i.day <= derived.as_of)
+    return heapq.nlargest(limit, past, key=Interaction.sort_key)
 
 
 def targets(contacts: Sequence[Contact]) -> tuple[str, ...]:

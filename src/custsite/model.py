@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .errors import Location
@@ -105,7 +106,7 @@ class Interaction(Record):
     by: str | None = None
     notes: str = ""
 
-    @property
+    @cached_property  # read a million times by the stage engine and the pages
     def day(self) -> dt.date:
         return self.date.date() if isinstance(self.date, dt.datetime) else self.date
 
