@@ -7,9 +7,9 @@ JSON twin (the same list as data, linked from the page with `<link rel="alternat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 from . import charts, insights
@@ -38,7 +38,7 @@ FACETS = (("stage", "Stage"), ("segment", "Segment"), ("persona", "Persona"), ("
 class PageSpec:
     path: str
     template: str
-    context: dict[str, Any] = field(default_factory=dict)
+    context: Callable[[], dict[str, Any]] = dict
     # For list pages: makes the JSON-able data written beside the page as index.json (a
     # function, so that pages the dev server does not re-render cost nothing).
     twin: Callable[[], Any] | None = None
@@ -70,8 +70,8 @@ def _rows(record: Records, members: list[Contact]) -> list[dict[str, Any]]:
 
 
 def _members_twin(record: Records, key: str, value: str,
-                  members: list[Contact]) -> dict[str, Any]:
-    return {key: value, "contacts": _rows(record, members)}
+                  members: Callable[[], list[Contact]]) -> dict[str, Any]:
+    return {key: value, "contacts": _rows(record, members())}
 
 
 def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, list[FacetValue]]]:
@@ -131,11 +131,12 @@ def _customer_deps(c: Contact) -> frozenset[str]:
     return frozenset(deps)
 
 
-def dashboard(derived: Derived, persona_stats: list[insights.PersonaStats]) -> PageSpec:
+def dashboard_context(derived: Derived,
+                      persona_stats: list[insights.PersonaStats]) -> dict[str, Any]:
     steps = insights.funnel_steps(derived)
     months = insights.revenue_by_month(derived)
     currency = derived.config.currency
-    return PageSpec("index.html", "index.html", {
+    return {
         "steps": steps,
         "funnel_svg": charts.funnel_chart([(s.stage, s.reached, s.rate) for s in steps],
                                           title="Funnel: contacts who reached each stage"),
@@ -156,29 +157,51 @@ def dashboard(derived: Derived, persona_stats: list[insights.PersonaStats]) -> P
         "uncovered": insights.uncovered(derived),
         "recent": insights.recent_interactions(derived),
         "about_to_lapse_days": insights.ABOUT_TO_LAPSE_DAYS,
-    })
+    }
+
+
+def _customers_context(derived: Derived, everyone: list[Contact]) -> dict[str, Any]:
+    facet_rows, facets = _facet_values(derived)
+    return {"members": everyone, "facet_rows": facet_rows, "facets": facets,
+            "facet_names": FACETS}
+
+
+def _customer_context(contact: Contact, derived: Derived) -> dict[str, Any]:
+    return {"contact": contact, "rfm_lines": insights.rfm_explanation(contact, derived)}
+
+
+def _with_members(members: Callable[[], list[Contact]], **context: Any) -> dict[str, Any]:
+    return {**context, "members": members()}
+
+
+def _sorted_members(contacts: dict[str, Contact], ids: Iterable[str]) -> Callable[[],
+                                                                                list[Contact]]:
+    """The members sorted by name, computed once and only if a page or its twin needs it."""
+    return cache(partial(_by_name, contacts, tuple(ids)))
 
 
 def site_pages(derived: Derived, record: Records) -> Iterator[PageSpec]:
-    """Every page of the site, in a stable order; `record` gives a contact's data record."""
+    """Every page of the site, in a stable order; `record` gives a contact's data record.
+
+    Contexts and twins are functions: the dev server asks for every page's dependencies,
+    but makes the context only of the pages it re-renders.
+    """
     contacts = derived.contacts
     everyone = _by_name(contacts)
     persona_stats = insights.persona_stats(derived)
-    yield dashboard(derived, persona_stats)
+    yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, persona_stats))
 
-    facet_rows, facets = _facet_values(derived)
     yield PageSpec("customers/index.html", "customers.html",
-                   {"members": everyone, "facet_rows": facet_rows, "facets": facets,
-                    "facet_names": FACETS},
+                   partial(_customers_context, derived, everyone),
                    twin=lambda: {"contacts": _rows(record, everyone)})
     for c in everyone:
-        yield PageSpec(f"customers/{c.id}/index.html", "customer.html", {
-            "contact": c, "rfm_lines": insights.rfm_explanation(c, derived)},
-            deps=_customer_deps(c))
+        yield PageSpec(f"customers/{c.id}/index.html", "customer.html",
+                       partial(_customer_context, c, derived), deps=_customer_deps(c))
 
     accounts = sorted(derived.accounts.values(),
                       key=lambda a: (a.organization.name.casefold(), a.organization.id))
-    yield PageSpec("organizations/index.html", "organizations.html", {"accounts": accounts},
+    yield PageSpec("organizations/index.html", "organizations.html",
+                   partial(dict, accounts=accounts),
                    twin=lambda: {"organizations": [{
                        "id": a.organization.id, "name": a.organization.name,
                        "sector": a.organization.sector, "stage": a.stage,
@@ -188,48 +211,52 @@ def site_pages(derived: Derived, record: Records) -> Iterator[PageSpec]:
     for account in accounts:
         oid = account.organization.id
         yield PageSpec(f"organizations/{oid}/index.html", "organization.html",
-                       {"account": account, "members": _by_name(contacts, account.contacts)},
+                       partial(_with_members, _sorted_members(contacts, account.contacts),
+                               account=account),
                        deps=frozenset({f"org:{oid}", *account.contacts}))
 
     stats = {s.id: s for s in persona_stats}
-    yield PageSpec("personas/index.html", "personas.html", {"stats": stats},
+    yield PageSpec("personas/index.html", "personas.html", partial(dict, stats=stats),
                    twin=lambda: {"personas": [{
                        "id": s.id, "name": s.name, "matches": s.matches,
                        "by_stage": s.by_stage, "conversion": s.conversion,
                        "targets": list(s.targets)} for s in stats.values()]})
     for pid, persona in sorted(derived.portfolio.personas.items()):
         matched = derived.persona_matches[pid]
-        yield PageSpec(f"personas/{pid}/index.html", "persona.html", {
-            "persona": persona, "stat": stats[pid], "members": _by_name(contacts, matched),
-            "targets": [contacts[c] for c in stats[pid].targets]},
-            deps=frozenset({f"persona:{pid}", *matched}))
+        yield PageSpec(f"personas/{pid}/index.html", "persona.html",
+                       partial(_with_members, _sorted_members(contacts, matched),
+                               persona=persona, stat=stats[pid],
+                               targets=[contacts[c] for c in stats[pid].targets]),
+                       deps=frozenset({f"persona:{pid}", *matched}))
 
     segments = list(derived.segments.values())
-    yield PageSpec("segments/index.html", "segments.html", {"segments": segments},
+    yield PageSpec("segments/index.html", "segments.html", partial(dict, segments=segments),
                    twin=lambda: {"segments": [{"id": s.id, "title": s.title, "builtin": s.builtin,
-                                       "size": len(s.members)} for s in segments]})
+                                               "size": len(s.members)} for s in segments]})
     for segment in segments:
-        members = _by_name(contacts, segment.members)
+        members = _sorted_members(contacts, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
-                       {"segment": segment, "members": members},
+                       partial(_with_members, members, segment=segment),
                        twin=partial(_members_twin, record, "segment", segment.id, members),
                        deps=frozenset({f"segment:{segment.id}", *segment.members}))
 
     counts = insights.stage_counts(derived)
     yield PageSpec("stages/index.html", "stages.html",
-                   {"counts": counts, "definitions": STAGE_DEFINITIONS,
-                    "steps": insights.funnel_steps(derived)},
+                   partial(dict, counts=counts, definitions=STAGE_DEFINITIONS,
+                           steps=insights.funnel_steps(derived)),
                    twin=lambda: {"stages": [{"stage": s, "count": counts[s],
-                                     "definition": STAGE_DEFINITIONS[s]} for s in STAGES]})
+                                             "definition": STAGE_DEFINITIONS[s]}
+                                            for s in STAGES]})
     for stage in STAGES:
-        members = [c for c in everyone if c.stage == stage]
+        in_stage = [c for c in everyone if c.stage == stage]
         yield PageSpec(f"stages/{stage}/index.html", "stage.html",
-                       {"stage": stage, "definition": STAGE_DEFINITIONS[stage],
-                        "members": members},
-                       twin=partial(_members_twin, record, "stage", stage, members),
-                       deps=frozenset(c.id for c in members))
+                       partial(dict, stage=stage, definition=STAGE_DEFINITIONS[stage],
+                               members=in_stage),
+                       twin=partial(_members_twin, record, "stage", stage,
+                                    partial(list, in_stage)),
+                       deps=frozenset(c.id for c in in_stage))
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
-    yield PageSpec("activity/index.html", "activity.html", {"recent": recent},
+    yield PageSpec("activity/index.html", "activity.html", partial(dict, recent=recent),
                    twin=lambda: {"interactions": [_interaction_row(i, derived) for i in recent]})
     yield PageSpec("404.html", "404.html", deps=frozenset())

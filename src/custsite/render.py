@@ -161,7 +161,7 @@ class Renderer:
         twin = spec.twin_path.rsplit("/", 1)[-1] if spec.twin_path else None
         try:
             template = self.env.get_template(spec.template)
-            html = template.render(**self.common, **spec.context, root=root,
+            html = template.render(**self.common, **spec.context(), root=root,
                                    page_path=spec.path, alternate=twin)
         except jinja2.TemplateError as exc:
             raise TemplateFailed(template_problem(exc, spec.template, config.root)) from exc
