@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +34,27 @@ class BuildResult:
     files: int
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a build allocates millions of objects that
+    all stay alive (its passes cost a third of a cold build); reference counting still frees
+    what is dropped."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check(root: Path, *, as_of: dt.date | None = None) -> CheckResult:
     """Load, validate and derive the portfolio under `root`; every problem, sorted."""
+    with paused_gc():
+        return _check(root, as_of)
+
+
+def _check(root: Path, as_of: dt.date | None) -> CheckResult:
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
@@ -49,7 +71,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     result = check(root, as_of=as_of)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
-    pages = render_site(result.derived)
+    with paused_gc():
+        pages = render_site(result.derived)
     out = output if output is not None else root / result.config.paths.output
     count = write_site(pages, out, root=root)
     return BuildResult(result, out, count)

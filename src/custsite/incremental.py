@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .build import paused_gc
 from .config import CONFIG_FILE, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, TemplateFailed
@@ -95,7 +96,7 @@ class Session:
     def rebuild(self, changed: Iterable[str] | None = None) -> BuildReport:
         """Build again; `changed` lists the paths (relative to the root) that were modified,
         created or deleted, or None when anything may have changed."""
-        with self.lock:
+        with self.lock, paused_gc():
             return self._rebuild(list(changed) if changed is not None else None)
 
     def _rebuild(self, changed: list[str] | None) -> BuildReport:
