@@ -69,10 +69,15 @@ def test_edit_one_customer_renders_its_pages_only(scratch_portfolio: ScratchFact
 
 
 def test_nothing_changed_renders_nothing(scratch_portfolio: ScratchFactory) -> None:
-    session = Session(scratch_portfolio(FILES))
-    session.rebuild()
-    report = session.rebuild([])
-    assert report.ok and report.parsed == () and report.rendered == ()
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    first = session.rebuild()
+    for changed in ([], ["records/customers/cid.yaml"]):  # e.g. a second event for one save
+        report = session.rebuild(changed)
+        assert report.ok and report.parsed == () and report.rendered == ()
+        assert report.epoch == first.epoch  # open pages do not reload
+    (root / "records/customers/cid.yaml").unlink()
+    assert session.rebuild(["records/customers/cid.yaml"]).epoch == first.epoch + 1
 
 
 def test_create_rename_delete(scratch_portfolio: ScratchFactory) -> None:

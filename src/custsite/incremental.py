@@ -21,7 +21,7 @@ from .config import CONFIG_FILE, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, TemplateFailed
 from .render import Renderer, RowCache
-from .validate import FileCache, check_dates, load_portfolio
+from .validate import FileCache, check_dates, load_portfolio, signature
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,21 @@ class Session:
         with self.lock, paused_gc():
             return self._rebuild(list(changed) if changed is not None else None)
 
+    def _unchanged(self, rel: str) -> bool:
+        """The file is as the last build read it (editors often signal a save twice)."""
+        cached = self.cache.get(rel)
+        path = self.root / rel
+        if cached is None:
+            return not path.exists() and not any(k.startswith(rel + "/") for k in self.cache)
+        return cached.signature == signature(path)
+
     def _rebuild(self, changed: list[str] | None) -> BuildReport:
         start = time.perf_counter()
         full = self._needs_full(changed)
+        if changed is not None and not full and not self.snapshot.problems and \
+                all(self._unchanged(p) for p in changed):
+            return BuildReport(self.snapshot.epoch, True, (), (), (),
+                               time.perf_counter() - start, False)
         if full:
             self.cache.clear()
         problems: list[Problem] = []

@@ -32,7 +32,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .config import CONFIG_FILE, Paths
+from .config import CONFIG_FILE, Paths, load_config
 from .errors import CustsiteError
 from .incremental import BuildReport, Session, SiteSnapshot
 from .report import format_text
@@ -70,7 +70,7 @@ class DevServer:
     @property
     def paths(self) -> Paths:
         derived = self.session.derived
-        return derived.config.paths if derived else Paths()
+        return derived.config.paths if derived else load_config(self.root, []).paths
 
     def watched_dirs(self) -> list[Path]:
         p = self.paths
@@ -90,7 +90,8 @@ class DevServer:
             with self.changed:
                 self.building = False
                 self.changed.notify_all()
-        self.report = report
+        if self.report is None or report.epoch != self.report.epoch:
+            self.report = report  # a save signalled twice must not hide what the build did
         return report
 
     def wait_for_build(self, timeout: float = 60.0) -> SiteSnapshot:
@@ -325,27 +326,13 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser
           echo: Callable[[str], None] = click.echo) -> None:
     """Build, serve and watch until interrupted (Ctrl-C or SIGTERM)."""
     server = DevServer(root, as_of=as_of)
-    report = server.rebuild(None)
-    if not report.ok:
-        echo(format_text(list(report.problems), root))
-    echo(_describe(report))
-    try:
-        httpd = http.server.ThreadingHTTPServer((host, port), make_handler(server))
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise CustsiteError(f"port {port} on {host} is already in use: stop the other "
-                                "server, choose another with --port, or use --port 0 for a "
-                                "free one") from exc
-        raise CustsiteError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    httpd.daemon_threads = True
-    url = f"http://{host}:{httpd.server_address[1]}/"
-    echo(f"serving {root.resolve()} on {url} (Ctrl-C to stop)")
 
     def on_report(r: BuildReport) -> None:
         if not r.ok:
             echo(format_text(list(r.problems), root))
         echo(_describe(r))
 
+    # Watch before the first build, so that a save during it is not missed.
     observer = PollingObserver(timeout=0.5) if poll else Observer()
     watcher = _Watcher(server, on_report, observer)
     # The root itself without recursion (custsite.yaml, folders created later), and each
@@ -354,6 +341,20 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser
     for folder in server.watched_dirs():
         watcher.watch(folder)
     observer.start()
+    try:
+        on_report(server.rebuild(None))
+        httpd = http.server.ThreadingHTTPServer((host, port), make_handler(server))
+    except OSError as exc:
+        watcher.stop()
+        observer.stop()
+        if exc.errno == errno.EADDRINUSE:
+            raise CustsiteError(f"port {port} on {host} is already in use: stop the other "
+                                "server, choose another with --port, or use --port 0 for a "
+                                "free one") from exc
+        raise CustsiteError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    httpd.daemon_threads = True
+    url = f"http://{host}:{httpd.server_address[1]}/"
+    echo(f"serving {root.resolve()} on {url} (Ctrl-C to stop)")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -71,7 +71,7 @@ class FileRecords:
 FileCache = dict[str, FileRecords]
 
 
-def _signature(path: Path) -> tuple[int, int, int]:
+def signature(path: Path) -> tuple[int, int, int]:
     try:
         st = path.stat()
     except OSError:
@@ -80,11 +80,11 @@ def _signature(path: Path) -> tuple[int, int, int]:
 
 
 def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Field],
-              signature: tuple[int, int, int] | None = None) -> FileRecords:
-    """Read and convert one record file, alone."""
+              known: tuple[int, int, int] | None = None) -> FileRecords:
+    """Read and convert one record file, alone; `known` is its signature when already read."""
     problems: list[Problem] = []
     ctx = config.context(problems)
-    signature = signature or _signature(source.path)
+    current = known or signature(source.path)
     # A badly named file is still read, so that all its problems show in this run.
     valid_id = _check_id(source, ctx)
     doc = read_document(source.path, source.rel, problems)
@@ -103,7 +103,7 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
             found["personas"] = (p,) if p else ()
     if not valid_id:
         found = {}
-    return FileRecords(signature, problems=tuple(problems), **found)
+    return FileRecords(current, problems=tuple(problems), **found)
 
 
 def load_portfolio(config: Config, problems: list[Problem], *,
@@ -120,9 +120,9 @@ def load_portfolio(config: Config, problems: list[Problem], *,
     files: list[FileRecords] = []
     for source in sources:
         cached = cache.get(source.rel)
-        signature = _signature(source.path)
-        if cached is None or cached.signature != signature:
-            cached = cache[source.rel] = load_file(source, config, customer_schema, signature)
+        current = signature(source.path)
+        if cached is None or cached.signature != current:
+            cached = cache[source.rel] = load_file(source, config, customer_schema, current)
             if parsed is not None:
                 parsed.append(source.rel)
         files.append(cached)
