@@ -300,3 +300,34 @@ def test_browser_page_reloads_after_an_edit(scratch_portfolio: ScratchFactory) -
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
+
+
+def test_incremental_site_equals_a_fresh_build(scratch_portfolio: ScratchFactory) -> None:
+    """Whatever the caches keep, the served site is byte for byte a cold build's."""
+    from custsite.build import check
+    from custsite.render import render_site
+
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    session.rebuild()
+    steps: list[tuple[str, str | None, str | None]] = [
+        ("records/customers/cid.yaml", "Cid Ray", "Cid Rayner"),
+        ("records/customers/bob.yaml", "organization: acme", "organization: acme\nrole: ally"),
+        ("records/organizations/acme.yaml", "ACME", "ACME Corp"),
+        ("records/interactions/ann.yaml", "amount: 100", "amount: 250"),
+        ("personas/p.md", "kind: person", "kind: company"),
+        ("records/customers/ann.yaml", "referred_by: bob", "referred_by: cid"),
+        ("personas/p.md", "name: Everyone", "name: All of them"),
+        ("records/customers/eve.yaml", None, "name: Eve\norganization: acme\n"),
+        ("records/customers/eve.yaml", None, None),
+    ]
+    for rel, old, new in steps:
+        if old is not None:
+            _edit(root / rel, old, new or "")
+        elif new is not None:
+            (root / rel).write_text(new)
+        else:
+            (root / rel).unlink()
+        assert session.rebuild([rel]).ok
+        cold = {p.path: p.content for p in render_site(check(root).derived)}
+        assert session.snapshot.files == cold, rel

@@ -8,7 +8,7 @@ import datetime as dt
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -348,27 +348,69 @@ def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.dat
     return replace(contact, personas=matched)
 
 
-def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
+@dataclass
+class DeriveMemo:
+    """The previous derivation's contacts, for the dev server: a contact whose inputs are the
+    very same objects as last time (its file was not read again) is not computed again."""
+
+    key: tuple[dt.date, Config] | None = None
+    personas: tuple[Persona, ...] = ()
+    base: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = \
+        field(default_factory=dict)
+    matched: dict[str, tuple[Contact, Rfm | None, Contact]] = field(default_factory=dict)
+    final: dict[str, tuple[Contact, tuple[str, ...], Contact]] = field(default_factory=dict)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None) -> Derived:
     """Compute the whole portfolio at `as_of`."""
     config = portfolio.config
+    memo = memo if memo is not None else DeriveMemo()
+    if memo.key != (as_of, config):
+        memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
     by_customer: dict[str, list[Interaction]] = defaultdict(list)
     for i in portfolio.interactions:  # already sorted by date
         for cid in i.customers:
             by_customer[cid].append(i)
     referrals: dict[str, list[str]] = defaultdict(list)
-    for c in portfolio.customers.values():
-        if c.referred_by:
-            referrals[c.referred_by].append(c.id)
-    ids = sorted(portfolio.customers)
-    contacts = [
-        replace(_base_contact(portfolio.customers[cid], by_customer.get(cid, ()), as_of, config),
-                 referrals=tuple(sorted(referrals.get(cid, ()))))
-        for cid in ids
-    ]
+    for record in portfolio.customers.values():
+        if record.referred_by:
+            referrals[record.referred_by].append(record.id)
+    contacts = []
+    base_memo: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = {}
+    for cid in sorted(portfolio.customers):
+        customer = portfolio.customers[cid]
+        mine = tuple(by_customer.get(cid, ()))
+        refs = tuple(sorted(referrals.get(cid, ())))
+        previous = memo.base.get(cid)
+        if previous and previous[0] is customer and _same(previous[1], mine) and \
+                previous[2] == refs:
+            contact = previous[3]
+        else:
+            contact = replace(_base_contact(customer, mine, as_of, config), referrals=refs)
+        base_memo[cid] = (customer, mine, refs, contact)
+        contacts.append(contact)
+    memo.base = base_memo
     rfm, method = score_rfm(contacts, as_of, config)
-    personas = [portfolio.personas[k] for k in sorted(portfolio.personas)]
-    contacts = [_match_personas(replace(c, rfm=rfm.get(c.id)), personas, as_of)
-                for c in contacts]
+    personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
+    if not _same(personas, memo.personas):
+        memo.personas, memo.matched, memo.final = personas, {}, {}
+    matched_memo: dict[str, tuple[Contact, Rfm | None, Contact]] = {}
+    matched = []
+    for c in contacts:
+        score = rfm.get(c.id)
+        previous_match = memo.matched.get(c.id)
+        if previous_match and previous_match[0] is c and previous_match[1] == score:
+            done = previous_match[2]
+        else:
+            done = _match_personas(replace(c, rfm=score), personas, as_of)
+        matched_memo[c.id] = (c, score, done)
+        matched.append(done)
+    memo.matched = matched_memo
+    contacts = matched
 
     segments: dict[str, Segment] = {}
     members: dict[str, list[str]] = defaultdict(list)
@@ -384,7 +426,17 @@ def derive(portfolio: Portfolio, as_of: dt.date) -> Derived:
     for seg_id, segment in segments.items():
         for cid in segment.members:
             members[cid].append(seg_id)
-    contact_map = {c.id: replace(c, segments=tuple(members.get(c.id, ()))) for c in contacts}
+    contact_map: dict[str, Contact] = {}
+    final_memo: dict[str, tuple[Contact, tuple[str, ...], Contact]] = {}
+    for c in contacts:
+        joined = tuple(members.get(c.id, ()))
+        previous_final = memo.final.get(c.id)
+        if previous_final and previous_final[0] is c and previous_final[1] == joined:
+            contact_map[c.id] = previous_final[2]  # the same object: cheap to compare
+        else:
+            contact_map[c.id] = replace(c, segments=joined)
+        final_memo[c.id] = (c, joined, contact_map[c.id])
+    memo.final = final_memo
 
     problems: list[Problem] = []
     for contact in contact_map.values():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .build import paused_gc
 from .config import CONFIG_FILE, load_config, source_date
-from .derive import Derived, derive
+from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .render import Renderer, RowCache
 from .validate import FileCache, check_dates, load_portfolio, signature
@@ -56,8 +56,14 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
         if old.contacts.get(cid) != new.contacts.get(cid):
             keys.add(cid)
     for oid in old.accounts.keys() | new.accounts.keys():
-        if old.accounts.get(oid) != new.accounts.get(oid):
+        before, after = old.accounts.get(oid), new.accounts.get(oid)
+        if before != after:
             keys.add(f"org:{oid}")
+            if (before and after and before.organization != after.organization) or \
+                    not (before and after):
+                # Every list shows a contact's organization by name: its rows change too.
+                keys.update(before.contacts if before else ())
+                keys.update(after.contacts if after else ())
     old_p, new_p = old.portfolio.personas, new.portfolio.personas
     for pid in old_p.keys() | new_p.keys():
         if old_p.get(pid) != new_p.get(pid) or \
@@ -80,6 +86,7 @@ class Session:
         self.deps: dict[str, frozenset[str]] = {}
         self.assets: dict[str, bytes] = {}
         self.rows = RowCache()
+        self.memo = DeriveMemo()
         self.snapshot = SiteSnapshot()
         self.lock = threading.Lock()  # one build at a time
 
@@ -116,13 +123,14 @@ class Session:
                                time.perf_counter() - start, False)
         if full:
             self.cache.clear()
+            self.memo = DeriveMemo()
         problems: list[Problem] = []
         parsed: list[str] = []
         config = load_config(self.root, problems)
         day = source_date(self.as_of, config.as_of)
         portfolio = load_portfolio(config, problems, cache=self.cache, parsed=parsed)
         check_dates(portfolio, day, config.context(problems))
-        derived = derive(portfolio, day)
+        derived = derive(portfolio, day, self.memo)
         problems.extend(derived.problems)
         problems.sort(key=Problem.sort_key)
         errors = tuple(p for p in problems if p.severity is Severity.ERROR)
@@ -139,22 +147,17 @@ class Session:
         return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
                            time.perf_counter() - start, keys is None, tuple(problems))
 
-    def _forget_rows(self, derived: Derived, keys: set[str] | None) -> None:
-        """Drop the cached rows that show something that changed."""
-        if keys is None or self.derived is None:
+    def _forget_rows(self, keys: set[str] | None) -> None:
+        """Drop the cached rows of contacts that changed (an organization's new name counts:
+        `changed_keys` lists its contacts then)."""
+        if keys is None:
             self.rows.clear()
-            return
-        ids = {k for k in keys if ":" not in k}
-        for key in keys:
-            if key.startswith("org:"):  # rows show the organization's name
-                for accounts in (self.derived.accounts, derived.accounts):
-                    account = accounts.get(key[4:])
-                    ids.update(account.contacts if account else ())
-        self.rows.forget(ids)
+        else:
+            self.rows.forget({k for k in keys if ":" not in k})
 
     def _render(self, derived: Derived,
                 keys: set[str] | None) -> tuple[dict[str, bytes], list[str]]:
-        self._forget_rows(derived, keys)
+        self._forget_rows(keys)
         renderer = Renderer(derived, self.rows)
         old = self.snapshot.files if keys is not None else {}
         files: dict[str, bytes] = {}
