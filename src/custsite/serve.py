@@ -355,10 +355,8 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser
     httpd.daemon_threads = True
     url = f"http://{host}:{httpd.server_address[1]}/"
     echo(f"serving {root.resolve()} on {url} (Ctrl-C to stop)")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever to return: call it from another thread.
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
     previous = signal.signal(signal.SIGTERM, on_signal)
