@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from . import __version__
 from .build import build as build_site
 from .build import check
 from .errors import TemplateFailed, ValidationFailed
-from .report import format_json, format_text
+from .report import format_github, format_json, format_sarif, format_text
 
 AS_OF = click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                      help="The date the build reasons about (default: as_of in custsite.yaml, "
@@ -39,14 +40,22 @@ def main(ctx: click.Context, root: Path) -> None:
 @main.command()
 @AS_OF
 @STRICT
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]),
+              default=None, help="Output format: text (default), json, github (workflow "
+                                 "annotations; the default when GITHUB_ACTIONS=true) or sarif.")
 @click.pass_obj
-def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str) -> None:
+def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str | None) -> None:
     """Check every record and report every problem; exit 1 on errors."""
+    if fmt is None:
+        fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
     result = check(root, as_of=_day(as_of))
     if fmt == "json":
         click.echo(format_json(result.problems))
+    elif fmt == "sarif":
+        click.echo(format_sarif(result.problems))
+    elif fmt == "github":
+        if result.problems:
+            click.echo(format_github(result.problems))
     elif result.problems:
         click.echo(format_text(result.problems, root), err=result.failed(strict=strict))
     else:

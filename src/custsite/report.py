@@ -61,3 +61,61 @@ def format_json(problems: Sequence[Problem]) -> str:
     errors = sum(p.severity is Severity.ERROR for p in problems)
     return json.dumps({"version": 1, "errors": errors, "warnings": len(problems) - errors,
                        "problems": items}, indent=2, ensure_ascii=False)
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_github(problems: Sequence[Problem]) -> str:
+    """GitHub Actions workflow commands: each problem becomes an annotation on its line."""
+    out = []
+    for p in problems:
+        props = [f"file={_gh_property(p.location.path)}"]
+        if p.location.line:
+            props += [f"line={p.location.line}", f"col={max(p.location.col, 1)}"]
+        props.append(f"title={_gh_property(p.code)}")
+        out.append(f"::{p.severity.value} {','.join(props)}::{_gh_data(p.message)} [{p.code}]")
+    return "\n".join(out)
+
+
+def format_sarif(problems: Sequence[Problem]) -> str:
+    """SARIF 2.1.0, for code-scanning dashboards: every rule described, every result located."""
+    from urllib.parse import quote
+
+    from . import __version__
+
+    codes = list(RULES)
+    rules = [{
+        "id": r.code, "name": r.code,
+        "shortDescription": {"text": r.summary},
+        "fullDescription": {"text": r.rationale},
+        "defaultConfiguration": {"level": r.severity.value},
+    } for r in RULES.values()]
+    results = []
+    for p in problems:
+        physical: dict[str, object] = {
+            "artifactLocation": {"uri": quote(p.location.path), "uriBaseId": "SRCROOT"}}
+        if p.location.line:
+            physical["region"] = {"startLine": p.location.line,
+                                  "startColumn": max(p.location.col, 1)}
+        results.append({
+            "ruleId": p.code, "ruleIndex": codes.index(p.code), "level": p.severity.value,
+            "message": {"text": p.message}, "locations": [{"physicalLocation": physical}],
+        })
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "custsite", "version": __version__,
+                                "semanticVersion": __version__, "rules": rules}},
+            "originalUriBaseIds": {"SRCROOT": {"description": {
+                "text": "The root of the portfolio repository."}}},
+            "results": results,
+        }],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
