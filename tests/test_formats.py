@@ -66,3 +66,25 @@ def test_sarif(scratch_portfolio: ScratchFactory) -> None:
     spaced = by_rule["invalid-id"]["locations"][0]["physicalLocation"]["artifactLocation"]
     assert spaced["uri"] == "records/customers/a%20b.yaml"
     assert by_rule["status-mismatch"]["level"] == "warning"
+
+
+def test_stats_text_and_json() -> None:
+    from .conftest import REPO
+
+    text = run("stats", root=REPO)
+    assert text.exit_code == 0
+    lines = text.output.splitlines()
+    assert lines[0] == "Solstice Roofing & Solar — customers: 48 contacts, as of 2026-11-15"
+    assert "suspect           6       42         88%" in lines
+    assert "  Illinois homeowners                    9" in lines
+    doc = json.loads(run("stats", "--format", "json", root=REPO).output)
+    assert doc["stages"] == {"lead": 6, "suspect": 6, "prospect": 10, "customer": 6,
+                             "repeat": 12, "lapsed": 8}
+    assert doc["funnel"][1] == {"stage": "suspect", "count": 6, "reached": 42,
+                                "conversion": 0.875}
+    assert doc["segments"]["illinois-homeowners"]["size"] == 9
+
+
+def test_stats_refuses_a_broken_portfolio(scratch_portfolio: ScratchFactory) -> None:
+    result = run("stats", root=scratch_portfolio(BROKEN))
+    assert result.exit_code == 1 and "[unknown-field]" in result.output

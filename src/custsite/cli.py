@@ -108,3 +108,19 @@ def serve(root: Path, host: str, port: int, open_browser: bool, poll: bool,
 
     run_server(root, host=host, port=port, open_browser=open_browser, poll=poll,
                as_of=_day(as_of))
+
+
+@main.command()
+@AS_OF
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def stats(root: Path, as_of: dt.datetime | None, fmt: str) -> None:
+    """Print the funnel, stage counts, segment sizes and revenue."""
+    from .stats import stats_json, stats_text
+
+    result = check(root, as_of=_day(as_of))
+    if result.failed():
+        click.echo(format_text(result.problems, root), err=True)
+        raise SystemExit(1)
+    click.echo(stats_json(result.derived) if fmt == "json" else stats_text(result.derived))

@@ -29,8 +29,13 @@ class Builtin:
     test: Callable[[Contact], bool]
 
 
+STAGE_TITLES = {"lead": "Leads", "suspect": "Suspects", "prospect": "Prospects",
+                "customer": "Customers", "repeat": "Repeat customers",
+                "lapsed": "Lapsed customers"}
+
+
 def _stage(stage: str) -> Builtin:
-    return Builtin(stage, f"{stage.capitalize()}s", f"Contacts at the {stage} stage.",
+    return Builtin(stage, STAGE_TITLES[stage], f"Contacts at the {stage} stage.",
                    lambda c: c.stage == stage)
 
 
