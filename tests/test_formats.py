@@ -88,3 +88,57 @@ def test_stats_text_and_json() -> None:
 def test_stats_refuses_a_broken_portfolio(scratch_portfolio: ScratchFactory) -> None:
     result = run("stats", root=scratch_portfolio(BROKEN))
     assert result.exit_code == 1 and "[unknown-field]" in result.output
+
+
+def test_export_json_csv_sqlite(tmp_path: object) -> None:
+    import csv
+    import sqlite3
+    from pathlib import Path
+
+    from .conftest import REPO
+
+    out = Path(str(tmp_path))
+    assert run("export", "--format", "json", "-o", str(out / "p.json"), root=REPO).exit_code == 0
+    doc = json.loads((out / "p.json").read_text())
+    assert set(doc) == {"generator", "as_of", "contacts", "organizations", "interactions",
+                        "segments", "personas"}
+    assert len(doc["contacts"]) == 48 and len(doc["interactions"]) == 312
+    marcus = next(c for c in doc["contacts"] if c["id"] == "marcus-bell")
+    assert marcus["stage"] == "repeat" and marcus["relationship"] == "client"
+    assert marcus["rfm_segment"] == "champions" and "clients" in marcus["segments"]
+
+    assert run("export", "--format", "csv", "-o", str(out / "csv"), root=REPO).exit_code == 0
+    with (out / "csv/organizations.csv").open() as f:
+        orgs = list(csv.DictReader(f))
+    assert {o["id"] for o in orgs} >= {"lakeshore-properties", "great-lakes-logistics"}
+
+    assert run("export", "--format", "sqlite", "-o", str(out / "p.db"), root=REPO).exit_code == 0
+    db = sqlite3.connect(out / "p.db")
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert db.execute("SELECT count(*) FROM contacts WHERE stage = 'lapsed'").fetchone() == (8,)
+    row = db.execute("SELECT c.name, o.name FROM contacts c JOIN organizations o "
+                     "ON o.id = c.organization WHERE c.id = 'marcus-bell'").fetchone()
+    assert row == ("Marcus Bell", "Lakeshore Properties")
+    assert db.execute("SELECT typeof(revenue), typeof(purchases) FROM contacts "
+                      "WHERE id = 'marcus-bell'").fetchone() == ("real", "integer")
+    members = db.execute("SELECT count(*) FROM contact_segments "
+                         "WHERE segment = 'illinois-homeowners'").fetchone()
+    assert members == (9,)
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"contacts_stage", "interactions_date"} <= indexes
+    db.close()
+
+
+def test_export_leaves_out_hidden_fields(scratch_portfolio: ScratchFactory, tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = scratch_portfolio({"custsite.yaml": "privacy: {hide: [email, phone]}\n",
+                              "records/customers/ann.yaml": "name: Ann\nemail: ann@example.com\n"
+                                                            "phone: \"+33 6 12 34 56 78\"\n"})
+    for fmt, name in (("json", "p.json"), ("sqlite", "p.db"), ("csv", "csv")):
+        target = Path(str(tmp_path)) / name
+        assert run("export", "--format", fmt, "-o", str(target), root=root).exit_code == 0
+        files = [target] if target.is_file() else list(target.iterdir())
+        for f in files:
+            data = f.read_bytes()
+            assert b"ann@example.com" not in data and b"612345678" not in data, f

@@ -124,3 +124,23 @@ def stats(root: Path, as_of: dt.datetime | None, fmt: str) -> None:
         click.echo(format_text(result.problems, root), err=True)
         raise SystemExit(1)
     click.echo(stats_json(result.derived) if fmt == "json" else stats_text(result.derived))
+
+
+@main.command()
+@AS_OF
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "sqlite"]), required=True,
+              help="json: one file; csv: a folder of contacts.csv, organizations.csv and "
+                   "interactions.csv; sqlite: one database.")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
+              help="The file (json, sqlite) or folder (csv) to write.")
+@click.pass_obj
+def export(root: Path, as_of: dt.datetime | None, fmt: str, output: Path) -> None:
+    """Write the computed portfolio for analysis: contacts, organizations, interactions."""
+    from .export import export as write_export
+
+    result = check(root, as_of=_day(as_of))
+    if result.failed():
+        click.echo(format_text(result.problems, root), err=True)
+        raise SystemExit(1)
+    for path in write_export(result.derived, fmt, output):
+        click.echo(f"wrote {path}")

@@ -65,7 +65,7 @@ def contact_record(c: Contact, hide: frozenset[str] = frozenset()) -> dict[str, 
     return row
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     """Spreadsheet-friendly cells: lists joined by ';', lowercase booleans, ISO dates."""
     if value is None:
         return ""
@@ -101,5 +101,5 @@ def customers_csv(derived: Derived, record: Records) -> bytes:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return buf.getvalue().encode("utf-8")
