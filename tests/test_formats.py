@@ -129,7 +129,8 @@ def test_export_json_csv_sqlite(tmp_path: object) -> None:
     db.close()
 
 
-def test_export_leaves_out_hidden_fields(scratch_portfolio: ScratchFactory, tmp_path: object) -> None:
+def test_export_leaves_out_hidden_fields(scratch_portfolio: ScratchFactory,
+                                         tmp_path: object) -> None:
     from pathlib import Path
 
     root = scratch_portfolio({"custsite.yaml": "privacy: {hide: [email, phone]}\n",
