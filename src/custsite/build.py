@@ -6,12 +6,13 @@ import datetime as dt
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
+from .gitinfo import Change, last_changes
 from .output import write_site
 from .render import render_site
 from .validate import check_dates, load_portfolio
@@ -32,6 +33,12 @@ class BuildResult:
     check: CheckResult
     output: Path
     files: int
+
+
+def record_changes(config: Config) -> dict[str, Change]:
+    """When each record file last changed in git, and by whom (empty without git)."""
+    p = config.paths
+    return last_changes(config.root, [p.customers, p.organizations, p.interactions, p.personas])
 
 
 @contextmanager
@@ -60,7 +67,7 @@ def _check(root: Path, as_of: dt.date | None) -> CheckResult:
     day = source_date(as_of, config.as_of)
     portfolio = load_portfolio(config, problems)
     check_dates(portfolio, day, config.context(problems))
-    derived = derive(portfolio, day)
+    derived = replace(derive(portfolio, day), changes=record_changes(config))
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
 

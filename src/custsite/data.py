@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__
 from .derive import Contact, Derived
+from .gitinfo import Change
 
 _FORMULA_RE = re.compile(r"^[=+\-@\t\r]")
 _NUMERIC_RE = re.compile(r"^[+-]?[\d][\d\s().-]*$")
@@ -40,8 +41,10 @@ def to_json(value: Any) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def contact_record(c: Contact, hide: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The flat, computed view of a contact; hidden fields are left out entirely."""
+def contact_record(c: Contact, hide: frozenset[str] = frozenset(),
+                   change: Change | None = None) -> dict[str, Any]:
+    """The flat, computed view of a contact; hidden fields are left out entirely, and the last
+    change from git is there only when git knows it."""
     cust = c.customer
     row: dict[str, Any] = {
         "id": c.id, "name": cust.name, "kind": cust.kind, "email": cust.email,
@@ -58,6 +61,8 @@ def contact_record(c: Contact, hide: frozenset[str] = frozenset()) -> dict[str, 
         "rfm_segment": c.rfm.segment if c.rfm else None,
         "personas": list(c.personas), "segments": list(c.segments),
     }
+    if change is not None:
+        row.update({"last_changed": change.date, "last_changed_by": change.author})
     for name in hide:
         row.pop(name, None)
     if "location" in hide:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import Config
 from .errors import Problem, problem
+from .gitinfo import Change
 from .model import (
     DIRECTED_KINDS,
     STAGE_ORDER,
@@ -154,6 +155,7 @@ class Derived:
     segments: dict[str, Segment]
     rfm_method: str
     problems: tuple[Problem, ...]
+    changes: dict[str, Change] = field(default_factory=dict)  # file → last commit (gitinfo)
 
     @property
     def config(self) -> Config:

@@ -47,7 +47,9 @@ def export_data(derived: Derived) -> dict[str, Any]:
     hide = derived.config.hide
     return {
         "generator": f"custsite {__version__}", "as_of": derived.as_of,
-        "contacts": [contact_record(derived.contacts[c], hide) for c in sorted(derived.contacts)],
+        "contacts": [contact_record(derived.contacts[c], hide,
+                                   derived.changes.get(derived.contacts[c].customer.path))
+                     for c in sorted(derived.contacts)],
         "organizations": [organization_record(derived, o) for o in sorted(derived.accounts)],
         "interactions": [interaction_record(i, derived.config.currency)
                          for i in derived.portfolio.interactions],
@@ -57,6 +59,12 @@ def export_data(derived: Derived) -> dict[str, Any]:
                       "members": list(members)}
                      for pid, members in derived.persona_matches.items()],
     }
+
+
+def _with_git_columns(contact: dict[str, Any]) -> dict[str, Any]:
+    """Tables need every column in every row: git's fields are None where git knows nothing
+    (the JSON export leaves them out instead)."""
+    return {"last_changed": None, "last_changed_by": None, **contact}
 
 
 def _csv(rows: list[dict[str, Any]]) -> bytes:
@@ -83,7 +91,7 @@ CREATE TABLE contacts (
   relationship TEXT NOT NULL, b2b INTEGER NOT NULL, born_again INTEGER NOT NULL,
   advocate INTEGER NOT NULL, purchases INTEGER NOT NULL, revenue REAL NOT NULL,
   currency TEXT NOT NULL, first_purchase TEXT, last_purchase TEXT, last_interaction TEXT,
-  rfm TEXT, rfm_segment TEXT
+  rfm TEXT, rfm_segment TEXT, last_changed TEXT, last_changed_by TEXT
 );
 CREATE TABLE interactions (
   id TEXT PRIMARY KEY, date TEXT NOT NULL, kind TEXT NOT NULL, direction TEXT, summary TEXT,
@@ -140,8 +148,8 @@ def write_sqlite(data: dict[str, Any], path: Path) -> None:
         db.execute("PRAGMA foreign_keys = ON")
         db.executescript(SCHEMA)
         _insert(db, "organizations", data["organizations"])
-        contacts = [{k: v for k, v in c.items() if k not in ("personas", "segments")}
-                    for c in data["contacts"]]
+        contacts = [{k: v for k, v in _with_git_columns(c).items()
+                     if k not in ("personas", "segments")} for c in data["contacts"]]
         # Referrals point at contacts inserted later: check foreign keys at commit.
         db.execute("PRAGMA defer_foreign_keys = ON")
         _insert(db, "contacts", contacts)
@@ -190,8 +198,10 @@ def export(derived: Derived, fmt: str, path: Path) -> list[Path]:
             atomically(path, fresh_database)
         else:
             path.mkdir(parents=True, exist_ok=True)
-            for name in ("contacts", "organizations", "interactions"):
-                rows = data[name]
+            tables = {"contacts": [_with_git_columns(c) for c in data["contacts"]],
+                      "organizations": data["organizations"],
+                      "interactions": data["interactions"]}
+            for name, rows in tables.items():
                 atomically(path / f"{name}.csv", lambda t, rows=rows: t.write_bytes(_csv(rows)))
     except OSError as exc:
         raise CustsiteError(f"cannot write the export to {path}: {exc.strerror or exc}") from exc

@@ -13,13 +13,14 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .build import paused_gc
+from .build import paused_gc, record_changes
 from .config import CONFIG_FILE, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
+from .gitinfo import Change
 from .render import Renderer, RowCache
 from .validate import FileCache, check_dates, load_portfolio, signature
 
@@ -87,6 +88,7 @@ class Session:
         self.assets: dict[str, bytes] = {}
         self.rows = RowCache()
         self.memo = DeriveMemo()
+        self.changes: dict[str, Change] = {}
         self.snapshot = SiteSnapshot()
         self.lock = threading.Lock()  # one build at a time
 
@@ -130,7 +132,9 @@ class Session:
         day = source_date(self.as_of, config.as_of)
         portfolio = load_portfolio(config, problems, cache=self.cache, parsed=parsed)
         check_dates(portfolio, day, config.context(problems))
-        derived = derive(portfolio, day, self.memo)
+        if full or self.derived is None:
+            self.changes = record_changes(config)  # git history moves with commits, not saves
+        derived = replace(derive(portfolio, day, self.memo), changes=self.changes)
         problems.extend(derived.problems)
         problems.sort(key=Problem.sort_key)
         errors = tuple(p for p in problems if p.severity is Severity.ERROR)

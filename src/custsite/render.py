@@ -140,7 +140,8 @@ class Renderer:
         found = self.cache.records.get(contact.id)
         if found is None:
             found = self.cache.records[contact.id] = contact_record(
-                contact, self.derived.config.hide)
+                contact, self.derived.config.hide,
+                self.derived.changes.get(contact.customer.path))
         return found
 
     def row(self, template: str, contact: Contact, root: str) -> Markup:

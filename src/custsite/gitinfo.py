@@ -1,0 +1,56 @@
+"""The only module that runs `git`: when each record file last changed, and by whom.
+
+One `git log` pass over the portfolio. Without git, outside a repository, or in a shallow
+clone (whose oldest commit would claim every file) the answer is simply empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    date: str  # ISO 8601 with the author's offset
+    author: str
+    commit: str
+
+
+def _git(root: Path, *args: str) -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        proc = subprocess.run([git, "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("git failed: %s", exc)
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def last_changes(root: Path, folders: list[str]) -> dict[str, Change]:
+    """For each file under `folders` (relative to `root`), its last commit."""
+    if _git(root, "rev-parse", "--is-shallow-repository") != "false\n":
+        return {}
+    out = _git(root, "-c", "core.quotepath=off", "log", "--relative", "--no-renames", "--name-only",
+               "--format=%x00%H%x09%aI%x09%an", "--", *folders)
+    if not out:
+        return {}
+    changes: dict[str, Change] = {}
+    for block in out.split("\x00")[1:]:
+        header, _, names = block.partition("\n")
+        parts = header.split("\t")
+        if len(parts) != 3:
+            continue
+        commit, date, author = parts
+        for name in names.splitlines():
+            if name and name not in changes:  # newest first: the first mention is the last
+                changes[name] = Change(date, author, commit)
+    return changes

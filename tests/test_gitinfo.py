@@ -1,0 +1,74 @@
+"""Last changes from git: present in a repository, absent without one or in a shallow clone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from custsite.gitinfo import last_changes
+
+from .conftest import ScratchFactory, run
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+FILES: dict[str, str | bytes] = {
+    "custsite.yaml": "as_of: 2026-06-01\n",
+    "records/customers/ann.yaml": "name: Ann Lee\n",
+    "records/customers/bob.yaml": "name: Bob Stone\n",
+}
+ENV = {**os.environ, "GIT_AUTHOR_NAME": "Dana Sales", "GIT_AUTHOR_EMAIL": "dana@example.com",
+       "GIT_COMMITTER_NAME": "Dana Sales", "GIT_COMMITTER_EMAIL": "dana@example.com"}
+
+
+def git(root: Path, *args: str, date: str = "2026-03-01T10:00:00+01:00") -> None:
+    env = {**ENV, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
+
+
+def repo(scratch_portfolio: ScratchFactory) -> Path:
+    root = scratch_portfolio(FILES)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "first")
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stone\nowner: Sam\n")
+    git(root, "commit", "-q", "-am", "bob", date="2026-04-02T09:30:00+02:00")
+    return root
+
+
+def test_last_changes(scratch_portfolio: ScratchFactory) -> None:
+    root = repo(scratch_portfolio)
+    changes = last_changes(root, ["records/customers"])
+    assert {k: (v.date, v.author) for k, v in changes.items()} == {
+        "records/customers/ann.yaml": ("2026-03-01T10:00:00+01:00", "Dana Sales"),
+        "records/customers/bob.yaml": ("2026-04-02T09:30:00+02:00", "Dana Sales"),
+    }
+
+
+def test_pages_and_exports_show_the_last_change(scratch_portfolio: ScratchFactory) -> None:
+    root = repo(scratch_portfolio)
+    assert run("build", root=root).exit_code == 0
+    page = (root / "site/customers/bob/index.html").read_text()
+    assert 'last changed <time datetime="2026-04-02T09:30:00+02:00">2026-04-02</time> by ' \
+           "Dana Sales" in page
+    assert run("export", "--format", "json", "-o", str(root / "x.json"), root=root).exit_code == 0
+    contacts = {c["id"]: c for c in json.loads((root / "x.json").read_text())["contacts"]}
+    assert contacts["ann"]["last_changed"] == "2026-03-01T10:00:00+01:00"
+    assert contacts["ann"]["last_changed_by"] == "Dana Sales"
+
+
+def test_absent_without_a_repository_or_in_a_shallow_clone(
+        scratch_portfolio: ScratchFactory, tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = repo(scratch_portfolio)
+    plain = tmp_path_factory.mktemp("plain") / "portfolio"
+    shutil.copytree(root, plain, ignore=shutil.ignore_patterns(".git"))
+    assert last_changes(plain, ["records/customers"]) == {}
+    assert run("build", root=plain).exit_code == 0
+    assert "last changed" not in (plain / "site/customers/bob/index.html").read_text()
+    shallow = tmp_path_factory.mktemp("shallow") / "portfolio"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", root.as_uri(), str(shallow)],
+                   check=True, capture_output=True, env=ENV)
+    assert last_changes(shallow, ["records/customers"]) == {}
