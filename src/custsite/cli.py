@@ -12,7 +12,9 @@ import click
 from . import __version__
 from .build import build as build_site
 from .build import check
-from .errors import TemplateFailed, ValidationFailed
+from .config import Config, load_config
+from .errors import Problem, Severity, TemplateFailed, ValidationFailed
+from .model import INTERACTION_KINDS
 from .report import format_github, format_json, format_sarif, format_text
 
 AS_OF = click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
@@ -144,3 +146,72 @@ def export(root: Path, as_of: dt.datetime | None, fmt: str, output: Path) -> Non
         raise SystemExit(1)
     for path in write_export(result.derived, fmt, output):
         click.echo(f"wrote {path}")
+
+
+@main.group()
+def new() -> None:
+    """Write a new, valid record with a free id and print its path."""
+
+
+def _config(root: Path) -> Config:
+    problems: list[Problem] = []
+    config = load_config(root, problems)
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    if errors:
+        click.echo(format_text(errors, root), err=True)
+        raise SystemExit(1)
+    return config
+
+
+@new.command("customer")
+@click.argument("name")
+@click.option("--organization", help="Id of the contact's organization.")
+@click.option("--email", help="The contact's e-mail address.")
+@click.option("--company", is_flag=True, help="The contact is itself a company (kind: company).")
+@click.pass_obj
+def new_customer(root: Path, name: str, organization: str | None, email: str | None,
+                 company: bool) -> None:
+    """A new contact named NAME."""
+    from .scaffold import new_customer as make
+
+    path = make(_config(root), name, organization=organization, email=email,
+                kind="company" if company else "person")
+    click.echo(path.relative_to(root))
+
+
+@new.command("organization")
+@click.argument("name")
+@click.pass_obj
+def new_organization(root: Path, name: str) -> None:
+    """A new organization named NAME."""
+    from .scaffold import new_organization as make
+
+    click.echo(make(_config(root), name).relative_to(root))
+
+
+@new.command("interaction")
+@click.argument("customer")
+@click.option("--kind", type=click.Choice(INTERACTION_KINDS), default="note", show_default=True,
+              help="What happened.")
+@click.option("--summary", help="One line: the timeline title.")
+@click.option("--date", "when", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="When it happened (default: today).")
+@click.pass_obj
+def new_interaction(root: Path, customer: str, kind: str, summary: str | None,
+                    when: dt.datetime | None) -> None:
+    """A new interaction with the customer whose id is CUSTOMER."""
+    from .scaffold import new_interaction as make
+
+    day = when.date() if when else dt.date.today()
+    click.echo(make(_config(root), customer, kind=kind, summary=summary,
+                    date=day).relative_to(root))
+
+
+@new.command("persona")
+@click.argument("name")
+@click.pass_obj
+def new_persona(root: Path, name: str) -> None:
+    """A new buyer persona named NAME, with a skeleton to fill in."""
+    from .scaffold import new_persona as make
+
+    click.echo(make(_config(root), name).relative_to(root))

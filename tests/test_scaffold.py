@@ -1,0 +1,58 @@
+"""`custsite new` and the pre-commit hook definition."""
+
+from __future__ import annotations
+
+import yaml
+
+from custsite.scaffold import slug
+
+from .conftest import REPO, ScratchFactory, run
+
+BASE: dict[str, str | bytes] = {
+    "records/customers/jane-doe.yaml": "name: Jane Doe\n",
+    "records/organizations/acme.yaml": "name: ACME\n",
+}
+
+
+def test_slugs() -> None:
+    assert slug("Zoë O'Neill") == "zoe-o-neill"
+    assert slug("  ACME, Inc.  ") == "acme-inc"
+    assert slug("李雷") == "record"
+
+
+def test_new_records_are_valid_and_get_free_ids(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(BASE)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    outputs = [
+        run("new", "customer", "Jane Doe", "--organization", "acme", "--email",
+            "jane@example.com", root=root),
+        run("new", "customer", "NO Limits", "--company", root=root),
+        run("new", "organization", "Globex Corporation", root=root),
+        run("new", "interaction", "jane-doe", "--kind", "purchase", "--summary", "First order",
+            "--date", "2026-05-01", root=root),
+        run("new", "persona", "Retail Rita", root=root),
+    ]
+    assert [r.exit_code for r in outputs] == [0] * 5
+    assert [r.output.strip() for r in outputs] == [
+        "records/customers/jane-doe-2.yaml", "records/customers/no-limits.yaml",
+        "records/organizations/globex-corporation.yaml",
+        "records/interactions/2026/2026-05-01-jane-doe-purchase.md", "personas/retail-rita.md"]
+    company = yaml.safe_load((root / "records/customers/no-limits.yaml").read_text())
+    assert company["name"] == "NO Limits" and company["kind"] == "company"
+    for path, data in before.items():  # new only creates files
+        assert path.read_bytes() == data
+    result = run("validate", "--as-of", "2026-11-24", root=root)
+    assert result.exit_code == 0, result.output
+
+
+def test_new_refuses_bad_input(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio(BASE)
+    assert run("new", "interaction", "Jane Doe", root=root).exit_code == 1
+    assert run("new", "interaction", "jane-doe", "--kind", "party", root=root).exit_code == 2
+
+
+def test_pre_commit_hook() -> None:
+    (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "custsite-validate"
+    assert hook["entry"] == "custsite validate"
+    assert hook["pass_filenames"] is False and hook["language"] == "python"
