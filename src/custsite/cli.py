@@ -215,3 +215,30 @@ def new_persona(root: Path, name: str) -> None:
     from .scaffold import new_persona as make
 
     click.echo(make(_config(root), name).relative_to(root))
+
+
+SCHEMA_KINDS = ("customer", "organization", "interaction", "persona")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(SCHEMA_KINDS), required=False)
+@click.option("--write", is_flag=True,
+              help="Write schemas/<kind>.schema.json for every kind into the portfolio, for "
+                   "editors (custsite new then adds the yaml-language-server line).")
+@click.pass_obj
+def schema(root: Path, kind: str | None, write: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of a record kind, or of all of them."""
+    import json
+
+    from .records import record_schemas
+
+    schemas = record_schemas(_config(root))
+    if write:
+        folder = root / "schemas"
+        folder.mkdir(exist_ok=True)
+        for name, doc in schemas.items():
+            target = folder / f"{name}.schema.json"
+            target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            click.echo(target.relative_to(root))
+        return
+    click.echo(json.dumps(schemas[kind] if kind else schemas, indent=2))

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import email_validator
@@ -62,6 +62,30 @@ class Context:
 
 
 Converter = Callable[[YNode, Context, str], Any]
+
+# The JSON Schema of what each converter accepts, for `custsite schema` and editors: kept
+# beside the converters so that the schema and the validator describe the same rules.
+_JSON_SCHEMAS: dict[Callable[..., Any], dict[str, Any]] = {}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def described(schema: dict[str, Any]) -> Callable[[F], F]:
+    def register(convert: F) -> F:
+        _JSON_SCHEMAS[convert] = schema
+        return convert
+
+    return register
+
+
+def json_schema_of(convert: Converter) -> dict[str, Any]:
+    return dict(_JSON_SCHEMAS.get(convert, {}))
+
+
+STRING: dict[str, Any] = {"type": "string"}
+ID_PATTERN = "^[a-z0-9][a-z0-9_-]*$"
+DATE_PATTERN = r"^\d{4}-\d{1,2}-\d{1,2}$"
 
 
 @dataclass(frozen=True)
@@ -151,21 +175,25 @@ def _text(node: YNode, ctx: Context, key: str, *, reported: Callable[[YScalar], 
     return s.text
 
 
+@described(STRING)
 def text(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """Text that YAML 1.1 must not read as anything else (an e-mail, a country, a sector)."""
     return _text(node, ctx, key, reported=lambda s: s.tag != STR_TAG)
 
 
+@described({"type": ["string", "number", "boolean"]})
 def loose_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """Text where numbers are fine (a product, a summary); only mangled spellings are reported."""
     return _text(node, ctx, key, reported=_mangles_text)
 
 
+@described(STRING)
 def strict_text(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """Text that looks like a number (phone, zip): any unquoted numeric spelling is reported."""
     return _text(node, ctx, key, reported=lambda s: True, expected="quoted text")
 
 
+@described({"type": "string", "pattern": ID_PATTERN})
 def identifier(node: YNode, ctx: Context, key: str) -> str | Invalid:
     s = _scalar(node, ctx, "an id")
     if isinstance(s, Invalid):
@@ -199,6 +227,8 @@ def integer(lo: int | None = None, hi: int | None = None) -> Converter:
             return ctx.report(s.loc, "invalid-value", f"expected a number {bounds}, found {value}")
         return value
 
+    bounds = {k: v for k, v in (("minimum", lo), ("maximum", hi)) if v is not None}
+    _JSON_SCHEMAS[convert] = {"type": "integer", **bounds}
     return convert
 
 
@@ -223,9 +253,12 @@ def decimal(lo: Decimal | None = None) -> Converter:
             return ctx.report(s.loc, "invalid-value", f"expected a number ≥ {lo}, found {s.text}")
         return value
 
+    _JSON_SCHEMAS[convert] = {"type": "number",
+                              **({"minimum": float(lo)} if lo is not None else {})}
     return convert
 
 
+@described({"type": "boolean"})
 def boolean(node: YNode, ctx: Context, key: str) -> bool | Invalid:
     s = _scalar(node, ctx, "true or false")
     if isinstance(s, Invalid):
@@ -260,6 +293,7 @@ def _parse_date_text(s: YScalar, ctx: Context, allow_time: bool) -> dt.date | dt
     return ctx.report(s.loc, "invalid-date", f"expected a date as {shape}, found {describe(s)}")
 
 
+@described({"type": "string", "pattern": DATE_PATTERN})
 def date(node: YNode, ctx: Context, key: str) -> dt.date | Invalid:
     s = _scalar(node, ctx, "a date (YYYY-MM-DD)")
     if isinstance(s, Invalid):
@@ -268,6 +302,7 @@ def date(node: YNode, ctx: Context, key: str) -> dt.date | Invalid:
     return value
 
 
+@described({"type": "string", "pattern": r"^\d{4}-\d{1,2}-\d{1,2}([Tt ]\d.*)?$"})
 def date_or_datetime(node: YNode, ctx: Context, key: str) -> dt.date | dt.datetime | Invalid:
     s = _scalar(node, ctx, "a date (YYYY-MM-DD) or date-time")
     if isinstance(s, Invalid):
@@ -286,9 +321,11 @@ def choice(choices: Sequence[str]) -> Converter:
                               + did_you_mean(s.text, choices))
         return s.text
 
+    _JSON_SCHEMAS[convert] = {"enum": list(choices)}
     return convert
 
 
+@described(STRING)
 def sector(node: YNode, ctx: Context, key: str) -> str | Invalid:
     value = text(node, ctx, key)
     if isinstance(value, str) and ctx.sectors and value not in ctx.sectors:
@@ -298,6 +335,7 @@ def sector(node: YNode, ctx: Context, key: str) -> str | Invalid:
     return value
 
 
+@described({"type": "string", "format": "email", "pattern": "^[^@\\s]+@[^@\\s]+$"})
 def email(node: YNode, ctx: Context, key: str) -> str | Invalid:
     value = text(node, ctx, key)
     if isinstance(value, Invalid):
@@ -310,6 +348,7 @@ def email(node: YNode, ctx: Context, key: str) -> str | Invalid:
     return value
 
 
+@described(STRING)
 def phone(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """A phone number normalised to E.164 (`+33612345678`)."""
     value = strict_text(node, ctx, key)
@@ -332,6 +371,7 @@ def phone(node: YNode, ctx: Context, key: str) -> str | Invalid:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@described({"type": "string", "pattern": "^[A-Za-z]{2}$"})
 def country(node: YNode, ctx: Context, key: str) -> str | Invalid:
     s = _scalar(node, ctx, "a country code such as FR")
     if isinstance(s, Invalid):
@@ -348,6 +388,7 @@ def country(node: YNode, ctx: Context, key: str) -> str | Invalid:
     return code.upper()
 
 
+@described({"type": "string", "pattern": "^[A-Za-z]{3}$"})
 def currency(node: YNode, ctx: Context, key: str) -> str | Invalid:
     value = text(node, ctx, key)
     if isinstance(value, Invalid):
@@ -358,6 +399,7 @@ def currency(node: YNode, ctx: Context, key: str) -> str | Invalid:
     return value.upper()
 
 
+@described({"type": "string", "pattern": "^https?://[^\\s]+$"})
 def url(node: YNode, ctx: Context, key: str) -> str | Invalid:
     value = text(node, ctx, key)
     if isinstance(value, Invalid):
@@ -380,14 +422,18 @@ def list_of(item: Converter) -> Converter:
         values = [item(n, ctx, key) for n in node.items]
         return tuple(v for v in values if not isinstance(v, Invalid))
 
+    _JSON_SCHEMAS[convert] = {"type": "array", "items": json_schema_of(item)}
     return convert
 
 
+@described({"type": ["string", "number", "boolean"]})
 def any_scalar(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """An undeclared custom field: kept as written; mangled spellings are reported."""
     return loose_text(node, ctx, key)
 
 
+@described({"type": "object",
+            "additionalProperties": {"anyOf": [STRING, {"type": "array", "items": STRING}]}})
 def string_mapping(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Invalid:
     """A free mapping of labels to text or lists of text (persona identity cards)."""
     if not isinstance(node, YMap):
@@ -433,9 +479,24 @@ def submapping(schema: Mapping[str, Field], what: str) -> Converter:
         result = convert_mapping(node, schema, ctx, what=what)
         return INVALID if result is None else result[0]
 
+    _JSON_SCHEMAS[convert] = object_schema(schema)
     return convert
 
 
+def object_schema(schema: Mapping[str, Field]) -> dict[str, Any]:
+    """The JSON Schema of a mapping converted by `convert_mapping` with `schema`."""
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: json_schema_of(spec.convert) for name, spec in schema.items()},
+        "additionalProperties": False,
+    }
+    required = [name for name, spec in schema.items() if spec.required]
+    if required:
+        out["required"] = required
+    return out
+
+
+@described({"type": "object"})
 def keep_node(node: YNode, ctx: Context, key: str) -> YNode:
     """Rules are compiled later (`rules.py`), with their positions; keep the node."""
     return node
@@ -459,4 +520,5 @@ def mapping_of(value: Converter, *, key_is_id: bool = True) -> Converter:
                 out[k.text] = converted
         return out
 
+    _JSON_SCHEMAS[convert] = {"type": "object", "additionalProperties": json_schema_of(value)}
     return convert

@@ -28,6 +28,7 @@ PLACE = f.submapping({"city": Field(f.loose_text), "region": Field(f.loose_text)
                       "country": Field(f.country)}, "a location")
 
 
+@f.described(f.json_schema_of(PLACE))
 def _place(node: YNode, ctx: f.Context, key: str) -> Any:
     value = PLACE(node, ctx, key)
     return value if isinstance(value, f.Invalid) else Place(**value)
@@ -50,6 +51,7 @@ def _custom_fields(config: Config) -> f.Converter:
     schema = {name: Field(_custom_converter(spec), required=bool(spec.get("required")))
               for name, spec in config.custom_fields.items()}
 
+    @f.described(f.object_schema(schema))
     def convert(node: YNode, ctx: f.Context, key: str) -> Any:
         result = f.convert_mapping(node, schema, ctx, what="custom fields (declared in "
                                                           "custsite.yaml)")
@@ -237,3 +239,28 @@ def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interactio
     item = _one_interaction(doc, doc.root, stem, ctx)
     return [item] if item is not None else []
 
+
+
+def record_schemas(config: Config) -> dict[str, dict[str, Any]]:
+    """JSON Schema (draft 2020-12) of each record kind, for editors and tools."""
+    base = "https://json-schema.org/draft/2020-12/schema"
+    customer = f.object_schema(customer_schema(config))
+    sectors = list(config.sectors)
+    if sectors:
+        customer["properties"]["sector"] = {"enum": sectors}
+    organization = f.object_schema(ORGANIZATION_SCHEMA)
+    if sectors:
+        organization["properties"]["sector"] = {"enum": sectors}
+    interaction = f.object_schema(INTERACTION_SCHEMA)
+    interaction["anyOf"] = [{"required": ["customer"]}, {"required": ["customers"]}]
+    persona = f.object_schema(PERSONA_SCHEMA)
+    out = {
+        "customer": {**customer, "title": "custsite customer record"},
+        "organization": {**organization, "title": "custsite organization record"},
+        "interaction": {"title": "custsite interaction file: one interaction or a list",
+                        "$defs": {"interaction": interaction},
+                        "anyOf": [{"$ref": "#/$defs/interaction"},
+                                  {"type": "array", "items": {"$ref": "#/$defs/interaction"}}]},
+        "persona": {**persona, "title": "custsite persona (front matter)"},
+    }
+    return {kind: {"$schema": base, **schema} for kind, schema in out.items()}

@@ -4,6 +4,7 @@ files, never changes one."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -39,6 +40,16 @@ def _yaml(fields: dict[str, Any]) -> str:
     return yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, width=100)
 
 
+def _modeline(config: Config, kind: str, path: Path) -> str:
+    """The yaml-language-server line, when `custsite schema --write` has written the schema:
+    editors then complete and check the fields while typing."""
+    schema = config.root / "schemas" / f"{kind}.schema.json"
+    if not schema.is_file():
+        return ""
+    rel = os.path.relpath(schema, path.parent).replace(os.sep, "/")
+    return f"# yaml-language-server: $schema={rel}\n"
+
+
 def _create(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -63,13 +74,14 @@ def new_customer(config: Config, name: str, *, organization: str | None = None,
     if email:
         fields["email"] = email
     fields["created"] = dt.date.today()
-    return _create(folder / f"{rid}.yaml", _yaml(fields))
+    path = folder / f"{rid}.yaml"
+    return _create(path, _modeline(config, "customer", path) + _yaml(fields))
 
 
 def new_organization(config: Config, name: str) -> Path:
     folder = config.root / config.paths.organizations
-    rid = free_id(folder, slug(name))
-    return _create(folder / f"{rid}.yaml", _yaml({"name": name}))
+    path = folder / f"{free_id(folder, slug(name))}.yaml"
+    return _create(path, _modeline(config, "organization", path) + _yaml({"name": name}))
 
 
 def new_interaction(config: Config, customer: str, *, kind: str, summary: str | None,
