@@ -56,3 +56,24 @@ def test_pre_commit_hook() -> None:
     assert hook["id"] == "custsite-validate"
     assert hook["entry"] == "custsite validate"
     assert hook["pass_filenames"] is False and hook["language"] == "python"
+
+
+def test_init_writes_a_valid_portfolio_and_never_overwrites(tmp_path: object) -> None:
+    from pathlib import Path
+
+    target = Path(str(tmp_path)) / "crm"
+    result = run("init", str(target))
+    assert result.exit_code == 0, result.output
+    workflow = yaml.safe_load((target / ".github/workflows/custsite.yml").read_text())
+    assert set(workflow["jobs"]) == {"validate", "site"}
+    steps = [s.get("run", "") for s in workflow["jobs"]["validate"]["steps"]]
+    assert "custsite validate" in steps
+    config = yaml.safe_load((target / ".pre-commit-config.yaml").read_text())
+    assert config["repos"][0]["hooks"][0]["id"] == "custsite-validate"
+    assert "/site/" in (target / ".gitignore").read_text()
+    assert run("validate", "--as-of", "2026-11-24", root=target).exit_code == 0
+    assert run("build", "--as-of", "2026-11-24", root=target).exit_code == 0
+    (target / "custsite.yaml").write_text("title: Mine\n")
+    again = run("init", str(target))
+    assert again.exit_code == 1 and "refusing to overwrite" in again.output
+    assert (target / "custsite.yaml").read_text() == "title: Mine\n"

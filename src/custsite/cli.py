@@ -242,3 +242,14 @@ def schema(root: Path, kind: str | None, write: bool) -> None:
             click.echo(target.relative_to(root))
         return
     click.echo(json.dumps(schemas[kind] if kind else schemas, indent=2))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a new portfolio in DIRECTORY: config, a small sample, CI workflow, pre-commit."""
+    from .init import init as make
+
+    for path in make(directory):
+        click.echo(f"created {path}")
+    click.echo(f"next: cd {directory} && custsite validate && custsite serve")
