@@ -72,3 +72,44 @@ def test_absent_without_a_repository_or_in_a_shallow_clone(
     subprocess.run(["git", "clone", "-q", "--depth", "1", root.as_uri(), str(shallow)],
                    check=True, capture_output=True, env=ENV)
     assert last_changes(shallow, ["records/customers"]) == {}
+
+
+def test_diff_between_revisions(scratch_portfolio: ScratchFactory) -> None:
+    root = repo(scratch_portfolio)
+    (root / "records/interactions").mkdir()
+    (root / "records/interactions/x.yaml").write_text(
+        "- {customer: ann, date: 2026-05-01, kind: purchase, amount: 300}\n")
+    (root / "records/customers/cleo.yaml").write_text("name: Cleo Ray\n")
+    (root / "records/customers/bob.yaml").unlink()
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "sale")
+    (root / "records/customers/ann.yaml").write_text("name: broken\nemial: x\n")  # work tree
+    result = run("diff", "HEAD~1", root=root)
+    assert result.exit_code == 0, result.output
+    md = result.output
+    assert "### custsite: `HEAD~1` → `HEAD` (as of 2026-06-01)" in md
+    assert "**Contacts:** 2 → 2 (1 added, 1 removed)" in md
+    assert "**Revenue:** 0 EUR → 300 EUR (+300 EUR)" in md
+    assert "- Cleo Ray (`cleo`): lead" in md
+    assert "- Bob Stone (`bob`), was lead" in md
+    assert "- **lead → customer** (1): Ann Lee (`ann`)" in md
+    doc = json.loads(run("diff", "HEAD~1", "HEAD", "--format", "json", root=root).output)
+    assert doc["moves"] == {"lead → customer": ["ann"]}
+    assert doc["segments"]["customer"]["joined"] == ["ann"]
+    assert doc["revenue"]["EUR"] == {"base": 0, "head": 300, "change": 300}
+
+
+def test_diff_says_when_a_revision_is_missing(scratch_portfolio: ScratchFactory,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = repo(scratch_portfolio)
+    shallow = tmp_path_factory.mktemp("shallow") / "portfolio"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", root.as_uri(), str(shallow)],
+                   check=True, capture_output=True, env=ENV)
+    result = run("diff", "HEAD~1", root=shallow)
+    assert result.exit_code == 1
+    assert "revision 'HEAD~1' is not in this repository" in result.output
+    assert "shallow" in result.output and "Traceback" not in result.output
+    plain = tmp_path_factory.mktemp("plain")
+    (plain / "records/customers").mkdir(parents=True)
+    result = run("diff", "HEAD~1", root=plain)
+    assert result.exit_code == 1 and "not inside a git repository" in result.output

@@ -68,6 +68,7 @@ def test_init_writes_a_valid_portfolio_and_never_overwrites(tmp_path: object) ->
     assert set(workflow["jobs"]) == {"validate", "site"}
     steps = [s.get("run", "") for s in workflow["jobs"]["validate"]["steps"]]
     assert "custsite validate" in steps
+    assert any(step.startswith("custsite diff") for step in steps)
     config = yaml.safe_load((target / ".pre-commit-config.yaml").read_text())
     assert config["repos"][0]["hooks"][0]["id"] == "custsite-validate"
     assert "/site/" in (target / ".gitignore").read_text()

@@ -253,3 +253,19 @@ def init(directory: Path) -> None:
     for path in make(directory):
         click.echo(f"created {path}")
     click.echo(f"next: cd {directory} && custsite validate && custsite serve")
+
+
+@main.command()
+@click.argument("base")
+@click.argument("head", default="HEAD")
+@AS_OF
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def diff(root: Path, base: str, head: str, as_of: dt.datetime | None, fmt: str) -> None:
+    """What changed between git revisions BASE and HEAD: contacts, stage moves, segments,
+    revenue (read from git, not from the work tree)."""
+    from .diff import portfolio_diff, to_json, to_markdown
+
+    result = portfolio_diff(root, base, head, as_of=_day(as_of))
+    click.echo(to_json(result) if fmt == "json" else to_markdown(result))

@@ -54,3 +54,30 @@ def last_changes(root: Path, folders: list[str]) -> dict[str, Change]:
             if name and name not in changes:  # newest first: the first mention is the last
                 changes[name] = Change(date, author, commit)
     return changes
+
+
+def export_revision(root: Path, rev: str, dest: Path) -> None:
+    """Write the portfolio folder `root` as it was at git revision `rev` into `dest`."""
+    from .errors import CustsiteError
+
+    if _git(root, "rev-parse", "--is-inside-work-tree") != "true\n":
+        raise CustsiteError(f"{root} is not inside a git repository")
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
+        shallow = _git(root, "rev-parse", "--is-shallow-repository") == "true\n"
+        hint = (" This clone is shallow: fetch more history (in GitHub Actions, "
+                "actions/checkout with fetch-depth: 0)." if shallow else "")
+        raise CustsiteError(f"revision '{rev}' is not in this repository.{hint}")
+    prefix = (_git(root, "rev-parse", "--show-prefix") or "").strip()
+    git = shutil.which("git")
+    assert git is not None  # checked by _git above
+    archive = subprocess.run([git, "-C", str(root), "archive", "--format=tar", f"{rev}:{prefix}"],
+                             capture_output=True, check=False, timeout=300)
+    if archive.returncode != 0:
+        raise CustsiteError(f"cannot read revision '{rev}': "
+                            f"{archive.stderr.decode(errors='replace').strip()}")
+    import io
+    import tarfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")  # "data": no links out, no absolute paths

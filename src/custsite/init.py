@@ -47,8 +47,9 @@ SAMPLE = {
 GITIGNORE = "/site/\n/.custsite-cache/\n"
 
 WORKFLOW = """\
-# Written by custsite init. Validates records on pull requests (with annotations on the
-# changed lines) and builds and uploads the site on the main branch.
+# Written by custsite init. On pull requests: validates the records (annotations on the
+# changed lines) and summarises what changes (custsite diff). On main: builds and uploads
+# the site.
 name: custsite
 on:
   pull_request:
@@ -68,6 +69,8 @@ jobs:
       # custsite from your package index or repository: adjust to how your team installs it.
       - run: pip install "custsite==VERSION"
       - run: custsite validate
+      - name: What this pull request changes
+        run: custsite diff "origin/${{ github.base_ref }}" HEAD >> "$GITHUB_STEP_SUMMARY"
   site:
     if: github.event_name == 'push'
     runs-on: ubuntu-latest
