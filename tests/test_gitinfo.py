@@ -113,3 +113,21 @@ def test_diff_says_when_a_revision_is_missing(scratch_portfolio: ScratchFactory,
     (plain / "records/customers").mkdir(parents=True)
     result = run("diff", "HEAD~1", root=plain)
     assert result.exit_code == 1 and "not inside a git repository" in result.output
+
+
+def test_validate_changed_since(scratch_portfolio: ScratchFactory) -> None:
+    root = repo(scratch_portfolio)
+    (root / "records/customers/old.yaml").write_text("name: Old\nemial: x\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "old problem")
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stone\nreferred_by: nobody\n")
+    (root / "records/customers/new.yaml").write_text("name: New\nkind: persn\n")  # untracked
+    everything = run("validate", root=root)
+    assert "old.yaml" in everything.output
+    result = run("validate", "--changed-since", "HEAD", root=root)
+    assert result.exit_code == 1
+    assert "old.yaml" not in result.output
+    assert "records/customers/bob.yaml:2:14: error: no customer with id 'nobody'" in result.output
+    assert "records/customers/new.yaml:2:7: error:" in result.output
+    missing = run("validate", "--changed-since", "no-such-rev", root=root)
+    assert missing.exit_code == 1 and "revision 'no-such-rev' is not in" in missing.output

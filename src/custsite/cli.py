@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -45,12 +46,22 @@ def main(ctx: click.Context, root: Path) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]),
               default=None, help="Output format: text (default), json, github (workflow "
                                  "annotations; the default when GITHUB_ACTIONS=true) or sarif.")
+@click.option("--changed-since", "since", metavar="REV", default=None,
+              help="Report only problems in files changed since git revision REV (and new or "
+                   "uncommitted files); references are still checked against everything.")
 @click.pass_obj
-def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str | None) -> None:
+def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str | None,
+             since: str | None) -> None:
     """Check every record and report every problem; exit 1 on errors."""
     if fmt is None:
         fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
     result = check(root, as_of=_day(as_of))
+    if since is not None:
+        from .gitinfo import changed_files
+
+        touched = changed_files(root, since)
+        result = replace(result, problems=[p for p in result.problems
+                                           if p.location.path in touched])
     if fmt == "json":
         click.echo(format_json(result.problems))
     elif fmt == "sarif":

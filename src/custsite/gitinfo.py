@@ -81,3 +81,15 @@ def export_revision(root: Path, rev: str, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")  # "data": no links out, no absolute paths
+
+
+def changed_files(root: Path, rev: str) -> set[str]:
+    """Files (relative to `root`) changed since `rev`: committed, staged, modified or new."""
+    from .errors import CustsiteError
+
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
+        raise CustsiteError(f"revision '{rev}' is not in this repository (or this is not a "
+                            "git repository); in a shallow CI checkout, fetch more history")
+    changed = _git(root, "-c", "core.quotepath=off", "diff", "--name-only", "--relative", rev)
+    new = _git(root, "-c", "core.quotepath=off", "ls-files", "--others", "--exclude-standard")
+    return {line for text in (changed or "", new or "") for line in text.splitlines() if line}
