@@ -143,3 +143,26 @@ def test_export_leaves_out_hidden_fields(scratch_portfolio: ScratchFactory,
         for f in files:
             data = f.read_bytes()
             assert b"ann@example.com" not in data and b"612345678" not in data, f
+
+
+def test_sarif_is_accepted_by_the_official_schema(scratch_portfolio: ScratchFactory) -> None:
+    import os
+    from pathlib import Path
+
+    import jsonschema
+    import pytest
+
+    from .conftest import REPO
+
+    schema_file = (REPO / "tests/browser/node_modules/@microsoft/jest-sarif/lib/schemas"
+                   / "sarif-2.1.0-rtm.5.json")
+    if not schema_file.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the SARIF schema is not installed (npm ci --prefix tests/browser)")
+        pytest.skip("the SARIF schema is not installed (npm ci --prefix tests/browser)")
+    schema = json.loads(schema_file.read_text())
+    doc = json.loads(run("validate", "--format", "sarif",
+                         root=scratch_portfolio(BROKEN)).output)
+    jsonschema.Draft4Validator(schema).validate(doc)
+    clean = json.loads(run("validate", "--format", "sarif", root=Path(REPO)).output)
+    jsonschema.Draft4Validator(schema).validate(clean)
