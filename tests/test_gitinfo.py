@@ -109,6 +109,10 @@ def test_diff_says_when_a_revision_is_missing(scratch_portfolio: ScratchFactory,
     assert result.exit_code == 1
     assert "revision 'HEAD~1' is not in this repository" in result.output
     assert "shallow" in result.output and "Traceback" not in result.output
+    deeper = tmp_path_factory.mktemp("deeper") / "portfolio"  # both revisions present
+    subprocess.run(["git", "clone", "-q", "--depth", "2", root.as_uri(), str(deeper)],
+                   check=True, capture_output=True, env=ENV)
+    assert run("diff", "HEAD~1", root=deeper).exit_code == 0
     plain = tmp_path_factory.mktemp("plain")
     (plain / "records/customers").mkdir(parents=True)
     result = run("diff", "HEAD~1", root=plain)

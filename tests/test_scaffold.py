@@ -72,6 +72,9 @@ def test_init_writes_a_valid_portfolio_and_never_overwrites(tmp_path: object) ->
     config = yaml.safe_load((target / ".pre-commit-config.yaml").read_text())
     assert config["repos"][0]["hooks"][0]["id"] == "custsite-validate"
     assert "/site/" in (target / ".gitignore").read_text()
+    first = (target / "records/customers/jane-doe.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../../schemas/customer.schema.json"
+    assert (target / "schemas/customer.schema.json").is_file()
     assert run("validate", "--as-of", "2026-11-24", root=target).exit_code == 0
     assert run("build", "--as-of", "2026-11-24", root=target).exit_code == 0
     (target / "custsite.yaml").write_text("title: Mine\n")

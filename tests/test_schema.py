@@ -87,7 +87,24 @@ INTERACTION_CASES = [
     ("kind: purchase\namount: 1\ncurrency: DOLLARS", False),
     ("kind: purchase\namount: 1\nrecurring: yearly", True),
     ("kind: purchase\namount: 1\nrecurring: weekly", False),
+    ("kind: reminder\ndue: 2026-02-01\ndone: false", True),
+    ("kind: reminder\ndue: someday", False), ("kind: call\nnps: 11", False),
+    ("kind: purchase\namount: 1\nquantity: 0", False),
 ]
+ORGANIZATION_CASES = [
+    ("website: https://acme.example.com", True), ("website: acme.example.com", False),
+    ("website: javascript:alert(1)", False), ("size: 40", True), ("size: -3", False),
+    ("size: many", False), ("tags: [a]", True), ("location: {country: DE}", True),
+    ("notes: text", True), ("colour: red", False),
+]
+
+
+@pytest.mark.parametrize(("extra", "valid"), ORGANIZATION_CASES,
+                         ids=[c[0] for c in ORGANIZATION_CASES])
+def test_schema_and_validator_agree_on_organizations(extra: str, valid: bool,
+                                                     checked: Callable[..., CheckResult]) -> None:
+    _agree("organization", "records/organizations/o.yaml", f"name: O\n{extra}\n", valid,
+           checked)
 
 
 @pytest.mark.parametrize(("extra", "valid"), CUSTOMER_CASES, ids=[c[0] for c in CUSTOMER_CASES])
@@ -101,7 +118,7 @@ def test_schema_and_validator_agree_on_customers(extra: str, valid: bool,
                          ids=[c[0] for c in INTERACTION_CASES])
 def test_schema_and_validator_agree_on_interactions(extra: str, valid: bool,
                                                     checked: Callable[..., CheckResult]) -> None:
-    text = f"customer: bob\ndate: 2026-01-02\n{extra}\n"
+    text = f"customer: bob\ndate: 2026-01-02T10:30\n{extra}\n"
     _agree("interaction", "records/interactions/i.yaml", text, valid, checked)
 
 

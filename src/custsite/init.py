@@ -3,6 +3,7 @@ pre-commit configuration. It never overwrites a file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import __version__
@@ -102,14 +103,32 @@ repos:
 """
 
 
-def files() -> dict[str, str]:
-    return {"custsite.yaml": CONFIG, **SAMPLE, ".gitignore": GITIGNORE,
-            ".github/workflows/custsite.yml": WORKFLOW, ".pre-commit-config.yaml": PRE_COMMIT}
+MODELINES = {"records/customers/": "customer", "records/organizations/": "organization",
+             "records/interactions/": "interaction"}
+
+
+def files(target: Path) -> dict[str, str]:
+    """Every file of a new portfolio; YAML records start with the line that points editors
+    to their JSON Schema (written under schemas/)."""
+    from .config import Config
+    from .records import record_schemas
+
+    schemas = record_schemas(Config(root=target))
+    out = {"custsite.yaml": CONFIG, ".gitignore": GITIGNORE,
+           ".github/workflows/custsite.yml": WORKFLOW, ".pre-commit-config.yaml": PRE_COMMIT}
+    out.update({f"schemas/{kind}.schema.json": json.dumps(doc, indent=2) + "\n"
+                for kind, doc in schemas.items()})
+    for rel, text in SAMPLE.items():
+        kind = next((k for prefix, k in MODELINES.items() if rel.startswith(prefix)), None)
+        if kind and rel.endswith(".yaml"):
+            text = f"# yaml-language-server: $schema=../../schemas/{kind}.schema.json\n{text}"
+        out[rel] = text
+    return out
 
 
 def init(target: Path) -> list[Path]:
     """Write the new portfolio; refuse, writing nothing, if any of its files exists."""
-    planned = {target / rel: text for rel, text in files().items()}
+    planned = {target / rel: text for rel, text in files(target).items()}
     existing = sorted(str(p) for p in planned if p.exists())
     if existing:
         raise CustsiteError("refusing to overwrite existing files: " + ", ".join(existing))
