@@ -286,7 +286,7 @@ def test_browser_page_reloads_after_an_edit(scratch_portfolio: ScratchFactory) -
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"])
-            page = browser.new_page()
+            page = browser.new_page(bypass_csp=True)  # wait_for_function evaluates strings
             page.goto(url + "customers/cid/")
             assert page.inner_text("h1").startswith("Cid Ray")
             _edit(root / "records/customers/cid.yaml", "Cid Ray", "Cid Rayner")
