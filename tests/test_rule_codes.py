@@ -55,6 +55,8 @@ CASES = [
     Case("rating-out-of-range", "invalid-value",
          {INT + "f.yaml": "customer: bob\ndate: 2026-01-02\nkind: feedback\nrating: 6\n"},
          (INT + "f.yaml", 4, 9), "expected a number from 1 to 5, found 6"),
+    Case("reserved-name", "invalid-id", {CUST + "con.yaml": "name: Con\n"},
+         (CUST + "con.yaml", 1, 1), "reserved device name on Windows"),
     Case("interaction-file-id", "invalid-id", {INT + "Q1 calls.yaml": "[]\n"},
          (INT + "Q1 calls.yaml", 1, 1), "rename it to 'q1-calls.yaml'"),
     Case("unquoted-phone", "yaml-implicit-type",

@@ -30,7 +30,17 @@ _ONLY_FOR: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
+# Names Windows reserves for devices: a folder called con/ cannot exist there.
+RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)),
+            *(f"lpt{n}" for n in range(1, 10))}
+
+
 def _check_id(source: SourceFile, ctx: Context) -> bool:
+    if source.stem in RESERVED:
+        ctx.report(Location(source.rel, 1, 1), "invalid-id",
+                   f"'{source.stem}' is a reserved device name on Windows; the site folder "
+                   f"customers/{source.stem}/ could not exist there: rename the file")
+        return False
     if ID_RE.match(source.stem):
         return True
     suggestion = source.stem.lower().replace(" ", "-")

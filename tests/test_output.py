@@ -1,0 +1,81 @@
+"""The site is never half-written: killed builds and builds at once leave a complete site."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import REPO
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _portfolio(tmp: Path) -> Path:
+    root = tmp / "portfolio"
+    for part in ("records", "personas", "templates", "custsite.yaml"):
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / part)
+    return root
+
+
+def _build(root: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "custsite", "-C", str(root), "build"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_killed_builds_leave_the_old_or_the_new_site(tmp_path: Path) -> None:
+    root = _portfolio(tmp_path)
+    record = root / "records/customers/jenny-park.yaml"
+    original = record.read_text()
+    edited = original.replace("Jenny Park", "Jenny Parker")
+
+    def full_build(text: str) -> float:
+        record.write_text(text)
+        start = time.monotonic()
+        assert _build(root).wait() == 0
+        return time.monotonic() - start
+
+    full_build(edited)
+    new = digest(root / "site")
+    seconds = full_build(original)
+    old = digest(root / "site")
+    assert new != old
+    rnd = random.Random(4)
+    outcomes = []
+    for _ in range(12):
+        record.write_text(edited)
+        proc = _build(root)
+        time.sleep(rnd.uniform(0, seconds * 1.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        state = digest(root / "site")
+        assert state in (old, new), "site/ is neither the old nor the new site"
+        outcomes.append(state == new)
+        if state == new:
+            full_build(original)  # back to the old site for the next try
+    assert False in outcomes  # some builds were really cut short
+    assert _build(root).wait() == 0  # the next build removes what killed ones left
+    assert [p.name for p in root.iterdir() if p.name.startswith(".site.")] == []
+
+
+def test_builds_at_once_do_not_corrupt(tmp_path: Path) -> None:
+    root = _portfolio(tmp_path)
+    procs = [_build(root) for _ in range(3)]
+    assert [p.wait() for p in procs] == [0, 0, 0]
+    reference = tmp_path / "reference"
+    subprocess.run([sys.executable, "-m", "custsite", "-C", str(root), "build", "-o",
+                    str(reference)], check=True, capture_output=True)
+    assert digest(root / "site") == digest(reference)
+    assert [p.name for p in root.iterdir() if p.name.startswith(".site.")] == []
