@@ -208,6 +208,12 @@ def split_front_matter(text: str, path: str,
 def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | None:
     """Read and parse one record file (`.yaml`/`.yml` or `.md`)."""
     try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded
+            problems.append(problem(Location(rel, 1, 1), "file-unreadable",
+                                    f"file is {size:,} bytes, more than the "
+                                    f"{MAX_FILE_BYTES:,} a record may hold"))
+            return None
         data = file.read_bytes()
     except OSError as exc:
         problems.append(problem(Location(rel), "file-unreadable",

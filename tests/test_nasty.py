@@ -1,0 +1,71 @@
+"""A corpus of nasty files (tests/fixtures/nasty/): each gets a clear, located message."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import ScratchFactory, run
+
+NASTY = Path(__file__).parent / "fixtures" / "nasty"
+EXPECTED = {
+    "empty.yaml": ("missing-field", 1),
+    "list.yaml": ("wrong-type", 1),
+    "tabs.yaml": ("yaml-syntax", 2),
+    "not-utf8.yaml": ("file-unreadable", 1),
+    "bom-crlf.yaml": (None, 0),
+    "alias-bomb.yaml": ("yaml-alias", None),
+    "deep.yaml": ("yaml-syntax", 1),
+    "con.yaml": ("invalid-id", 1),
+    "Ann.yaml": ("invalid-id", 1),
+    "nul-byte.yaml": ("file-unreadable", 1),
+}
+
+
+def test_every_nasty_file_has_an_expectation() -> None:
+    assert sorted(p.name for p in NASTY.iterdir()) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_nasty_file(name: str, scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({"records/customers/ann.yaml": "name: Ann\n"})
+    shutil.copy(NASTY / name, root / "records/customers" / name)
+    result = run("validate", "--format", "json", root=root)
+    assert "Traceback" not in result.output
+    code, line = EXPECTED[name]
+    import json
+
+    problems = [p for p in json.loads(result.output)["problems"]
+                if p["path"] == f"records/customers/{name}"]
+    if code is None:
+        assert problems == [] and result.exit_code == 0
+        return
+    assert result.exit_code == 1
+    assert problems[0]["code"] == code, problems
+    if line is not None:
+        assert problems[0]["line"] == line, problems
+
+
+def test_huge_file_is_refused_without_reading_it(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({"records/customers/ann.yaml": "name: Ann\n"})
+    big = root / "records/customers/big.yaml"
+    with big.open("wb") as f:  # 50 MB, sparse: the test itself stays light
+        f.truncate(50 * 1024 * 1024)
+    result = run("validate", root=root)
+    assert result.exit_code == 1
+    assert "records/customers/big.yaml:1:1: error: file is 52,428,800 bytes" in result.output
+
+
+@pytest.mark.parametrize(("amount", "code"), [(".nan", "wrong-type"), ("1e400", "invalid-value"),
+                                              ("-5", "invalid-value"), ("1_000", "wrong-type")])
+def test_hostile_amounts(amount: str, code: str, scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({
+        "records/customers/ann.yaml": "name: Ann\n",
+        "records/interactions/i.yaml": f"customer: ann\ndate: 2026-01-01\nkind: purchase\n"
+                                       f"amount: {amount}\n"})
+    result = run("validate", "--as-of", "2026-06-01", root=root)
+    assert result.exit_code == 1
+    assert "records/interactions/i.yaml:4:9: error: " in result.output
+    assert f"[{code}]" in result.output
