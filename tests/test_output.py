@@ -79,3 +79,38 @@ def test_builds_at_once_do_not_corrupt(tmp_path: Path) -> None:
                     str(reference)], check=True, capture_output=True)
     assert digest(root / "site") == digest(reference)
     assert [p.name for p in root.iterdir() if p.name.startswith(".site.")] == []
+
+
+def test_a_full_disk_leaves_the_old_site(tmp_path: Path) -> None:
+    import errno
+
+    import pytest
+
+    from custsite.errors import CustsiteError
+    from custsite.output import MARKER, write_site
+    from custsite.render import Page
+
+    out = tmp_path / "site"
+    write_site([Page("index.html", b"old")], out, root=tmp_path / "portfolio")
+    before = digest(out)
+
+    def pages() -> object:
+        yield Page("index.html", b"new")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(CustsiteError, match="No space left on device"):
+        write_site(pages(), out, root=tmp_path / "portfolio")  # type: ignore[arg-type]
+    assert digest(out) == before and (out / MARKER).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site.")] == []
+
+
+def test_no_command_modifies_a_record(tmp_path: Path) -> None:
+    root = _portfolio(tmp_path)
+    records = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for args in (["validate"], ["build"], ["stats"], ["schema"],
+                 ["export", "--format", "sqlite", "-o", str(tmp_path / "x.db")],
+                 ["export", "--format", "csv", "-o", str(tmp_path / "csv")]):
+        subprocess.run([sys.executable, "-m", "custsite", "-C", str(root), *args],
+                       check=False, capture_output=True)
+    for path, data in records.items():
+        assert path.read_bytes() == data, path

@@ -331,3 +331,48 @@ def test_incremental_site_equals_a_fresh_build(scratch_portfolio: ScratchFactory
         assert session.rebuild([rel]).ok
         cold = {p.path: p.content for p in render_site(check(root).derived)}
         assert session.snapshot.files == cold, rel
+
+
+def test_load_while_records_change(scratch_portfolio: ScratchFactory) -> None:
+    """A few concurrent clients, a few hundred requests, records edited meanwhile: every
+    answer is complete and nothing fails (loopback only, bounded in count and time)."""
+    import random
+    import threading
+
+    root = scratch_portfolio(FILES)
+    proc, url = _start(root)
+    pages = ["", "customers/", "customers/ann/", "customers/cid/", "segments/index.html",
+             "data/portfolio.json", "static/style.css", "organizations/acme/"]
+    failures: list[str] = []
+
+    def client(seed: int) -> None:
+        rnd = random.Random(seed)
+        for _ in range(80):
+            page = rnd.choice(pages)
+            try:
+                with urllib.request.urlopen(url + page, timeout=20) as resp:
+                    body = resp.read()
+                    if resp.status != 200:
+                        failures.append(f"{page}: {resp.status}")
+                    html = page.endswith("/") or page == ""
+                    if html and not body.rstrip().endswith(b"</html>"):
+                        failures.append(f"{page}: incomplete")
+            except Exception as exc:
+                failures.append(f"{page}: {exc}")
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for n in range(8):
+            _edit(root / "records/customers/cid.yaml", "name: Cid", f"name: Cid{n} ")
+            time.sleep(0.1)
+            text = (root / "records/customers/cid.yaml").read_text()
+            (root / "records/customers/cid.yaml").write_text(
+                re.sub(r"name: Cid\d+ ", "name: Cid", text))
+        for t in threads:
+            t.join(timeout=120)
+        assert failures == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
