@@ -69,3 +69,19 @@ def test_hostile_amounts(amount: str, code: str, scratch_portfolio: ScratchFacto
     assert result.exit_code == 1
     assert "records/interactions/i.yaml:4:9: error: " in result.output
     assert f"[{code}]" in result.output
+
+
+def test_links_out_of_the_portfolio_are_not_followed(scratch_portfolio: ScratchFactory,
+                                                     tmp_path_factory: pytest.TempPathFactory
+                                                     ) -> None:
+    outside = tmp_path_factory.mktemp("outside") / "secret.yaml"
+    outside.write_text("name: Secret Person\nemail: secret@example.com\n")
+    root = scratch_portfolio({"records/customers/ann.yaml": "name: Ann\n"})
+    (root / "records/customers/leak.yaml").symlink_to(outside)
+    (root / "records/customers/alias.yaml").symlink_to(root / "records/customers/ann.yaml")
+    result = run("validate", root=root)
+    assert "records/customers/leak.yaml: error: this is a link to a place outside the " \
+           "portfolio; it is not read [unsafe-path]" in result.output
+    build = run("build", root=root)
+    assert build.exit_code == 1
+    assert not (root / "site").exists()
