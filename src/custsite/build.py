@@ -41,6 +41,12 @@ def record_changes(config: Config) -> dict[str, Change]:
     return last_changes(config.root, [p.customers, p.organizations, p.interactions, p.personas])
 
 
+def with_changes(result: CheckResult) -> Derived:
+    """The derived portfolio with git's last changes: only what is shown needs them, so
+    checking (validate, stats, diff) never runs git."""
+    return replace(result.derived, changes=record_changes(result.config))
+
+
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while a build allocates millions of objects that
@@ -67,7 +73,7 @@ def _check(root: Path, as_of: dt.date | None) -> CheckResult:
     day = source_date(as_of, config.as_of)
     portfolio = load_portfolio(config, problems)
     check_dates(portfolio, day, config.context(problems))
-    derived = replace(derive(portfolio, day), changes=record_changes(config))
+    derived = derive(portfolio, day)
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
 
@@ -79,7 +85,7 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
     with paused_gc():
-        pages = render_site(result.derived)
+        pages = render_site(with_changes(result))
     out = output if output is not None else root / result.config.paths.output
     count = write_site(pages, out, root=root)
     return BuildResult(result, out, count)

@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .build import build as build_site
-from .build import check
+from .build import check, with_changes
 from .config import Config, load_config
 from .errors import Problem, Severity, TemplateFailed, ValidationFailed
 from .model import INTERACTION_KINDS
@@ -155,7 +155,7 @@ def export(root: Path, as_of: dt.datetime | None, fmt: str, output: Path) -> Non
     if result.failed():
         click.echo(format_text(result.problems, root), err=True)
         raise SystemExit(1)
-    for path in write_export(result.derived, fmt, output):
+    for path in write_export(with_changes(result), fmt, output):
         click.echo(f"wrote {path}")
 
 
