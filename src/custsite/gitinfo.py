@@ -6,11 +6,15 @@ clone (whose oldest commit would claim every file) the answer is simply empty.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import CustsiteError
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,6 @@ def last_changes(root: Path, folders: list[str]) -> dict[str, Change]:
 
 def export_revision(root: Path, rev: str, dest: Path) -> None:
     """Write the portfolio folder `root` as it was at git revision `rev` into `dest`."""
-    from .errors import CustsiteError
-
     if _git(root, "rev-parse", "--is-inside-work-tree") != "true\n":
         raise CustsiteError(f"{root} is not inside a git repository")
     if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
@@ -75,9 +77,6 @@ def export_revision(root: Path, rev: str, dest: Path) -> None:
     if archive.returncode != 0:
         raise CustsiteError(f"cannot read revision '{rev}': "
                             f"{archive.stderr.decode(errors='replace').strip()}")
-    import io
-    import tarfile
-
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")  # "data": no links out, no absolute paths
@@ -85,8 +84,6 @@ def export_revision(root: Path, rev: str, dest: Path) -> None:
 
 def changed_files(root: Path, rev: str) -> set[str]:
     """Files (relative to `root`) changed since `rev`: committed, staged, modified or new."""
-    from .errors import CustsiteError
-
     if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
         raise CustsiteError(f"revision '{rev}' is not in this repository (or this is not a "
                             "git repository); in a shallow CI checkout, fetch more history")
