@@ -135,3 +135,17 @@ def test_validate_changed_since(scratch_portfolio: ScratchFactory) -> None:
     assert "records/customers/new.yaml:2:7: error:" in result.output
     missing = run("validate", "--changed-since", "no-such-rev", root=root)
     assert missing.exit_code == 1 and "revision 'no-such-rev' is not in" in missing.output
+
+
+def test_site_csv_rows_match_its_header_when_git_knows_only_some_files(
+        scratch_portfolio: ScratchFactory) -> None:
+    # 'aaron' sorts first and was never committed: its row still has git's (empty) columns.
+    root = repo(scratch_portfolio)
+    (root / "records/customers/aaron.yaml").write_text("name: Aaron New\n")
+    assert run("build", root=root).exit_code == 0
+    lines = (root / "site/data/customers.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[-2:] == ["last_changed", "last_changed_by"]
+    assert lines[1].startswith("aaron,") and lines[1].endswith(",,")
+    bob = next(line for line in lines if line.startswith("bob,"))
+    assert bob.endswith(",2026-04-02T09:30:00+02:00,Dana Sales")

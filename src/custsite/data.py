@@ -8,7 +8,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -30,14 +30,35 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def to_json(value: Any) -> bytes:
-    """Deterministic JSON: sorted keys, ISO dates, exact decimals as numbers.
+class JsonText(str):
+    """JSON already encoded: `to_json` writes it as it is. Lists of 10,000 contact records
+    are joined from each contact's JSON, made once per content (see `json_array`)."""
 
-    Compact on purpose: with `indent`, the json module falls back from its C encoder to a
-    Python one that is ten times slower on a list of 10,000 contacts.
-    """
-    text = json.dumps(value, default=json_default, sort_keys=True, ensure_ascii=False,
+
+def _dumps(value: Any) -> str:
+    # Compact on purpose: with `indent`, the json module falls back from its C encoder to a
+    # Python one that is ten times slower on a list of 10,000 contacts.
+    return json.dumps(value, default=json_default, sort_keys=True, ensure_ascii=False,
                       separators=(",", ":"))
+
+
+def json_text(value: Any) -> JsonText:
+    """One value as deterministic JSON text, to be joined into a larger document."""
+    return JsonText(_dumps(value))
+
+
+def json_array(items: Iterable[str]) -> JsonText:
+    return JsonText("[" + ",".join(items) + "]")
+
+
+def to_json(value: Any) -> bytes:
+    """Deterministic JSON: sorted keys, ISO dates, exact decimals as numbers; the values of a
+    top-level object may be `JsonText`, the same bytes as if they had been encoded here."""
+    if isinstance(value, dict) and any(isinstance(v, JsonText) for v in value.values()):
+        text = "{" + ",".join(f"{_dumps(k)}:{v if isinstance(v, JsonText) else _dumps(v)}"
+                              for k, v in sorted(value.items())) + "}"
+    else:
+        text = _dumps(value)
     return (text + "\n").encode("utf-8")
 
 
@@ -87,24 +108,46 @@ def csv_cell(value: Any) -> Any:
 
 
 Records = Callable[[Contact], dict[str, Any]]
+RecordsJson = Callable[[Contact], str]
+GIT_COLUMNS = ("last_changed", "last_changed_by")
 
 
-def portfolio_json(derived: Derived, record: Records) -> bytes:
+def portfolio_json(derived: Derived, record_json: RecordsJson) -> bytes:
     return to_json({
         "generator": f"custsite {__version__}", "as_of": derived.as_of,
         "title": derived.config.title,
-        "contacts": [record(derived.contacts[cid]) for cid in sorted(derived.contacts)],
+        "contacts": json_array(record_json(derived.contacts[cid])
+                               for cid in sorted(derived.contacts)),
         "segments": {s.id: list(s.members) for s in derived.segments.values()},
         "personas": {k: list(v) for k, v in derived.persona_matches.items()},
     })
 
 
-def customers_csv(derived: Derived, record: Records) -> bytes:
-    rows = [record(derived.contacts[cid]) for cid in sorted(derived.contacts)]
+def csv_line(values: Iterable[Any]) -> str:
+    """One CSV line of cells (see `csv_cell`)."""
     buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: csv_cell(v) for k, v in row.items()})
-    return buf.getvalue().encode("utf-8")
+    csv.writer(buf, lineterminator="\n").writerow([csv_cell(v) for v in values])
+    return buf.getvalue()
+
+
+def csv_table(rows: Sequence[dict[str, Any]]) -> bytes:
+    """A CSV file of rows that all have the keys of the first, in its order."""
+    if not rows:
+        return b""
+    columns = list(rows[0])
+    lines = [csv_line(columns), *(csv_line(row[k] for k in columns) for row in rows)]
+    return "".join(lines).encode("utf-8")
+
+
+def csv_columns(record: dict[str, Any], *, git: bool) -> tuple[str, ...]:
+    """The columns of the contacts CSV: every row has git's columns as soon as git knows one
+    file (empty where it knows nothing), so that rows always match the header."""
+    names = [k for k in record if k not in GIT_COLUMNS]
+    return (*names, *GIT_COLUMNS) if git else tuple(names)
+
+
+def customers_csv(derived: Derived, columns: tuple[str, ...],
+                  line: Callable[[Contact], str]) -> bytes:
+    """The contacts CSV; `line` gives a contact's row in `columns` (made once per content)."""
+    lines = [line(derived.contacts[cid]) for cid in sorted(derived.contacts)]
+    return (csv_line(columns) + "".join(lines)).encode("utf-8") if lines else b""

@@ -4,8 +4,6 @@ SQLite database with one table per kind, typed columns, foreign keys and indexes
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import sqlite3
 import tempfile
@@ -14,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .data import contact_record, csv_cell, json_default, to_json
+from .data import contact_record, csv_table, json_default, to_json
 from .derive import Derived
 from .errors import CustsiteError
 from .model import Interaction
@@ -65,16 +63,6 @@ def _with_git_columns(contact: dict[str, Any]) -> dict[str, Any]:
     """Tables need every column in every row: git's fields are None where git knows nothing
     (the JSON export leaves them out instead)."""
     return {"last_changed": None, "last_changed_by": None, **contact}
-
-
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: csv_cell(v) for k, v in row.items()})
-    return buf.getvalue().encode("utf-8")
 
 
 SCHEMA = """
@@ -202,7 +190,8 @@ def export(derived: Derived, fmt: str, path: Path) -> list[Path]:
                       "organizations": data["organizations"],
                       "interactions": data["interactions"]}
             for name, rows in tables.items():
-                atomically(path / f"{name}.csv", lambda t, rows=rows: t.write_bytes(_csv(rows)))
+                atomically(path / f"{name}.csv",
+                           lambda t, rows=rows: t.write_bytes(csv_table(rows)))
     except OSError as exc:
         raise CustsiteError(f"cannot write the export to {path}: {exc.strerror or exc}") from exc
     return written

@@ -16,12 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import jinja2
+
 from .build import paused_gc, record_changes
 from .config import CONFIG_FILE, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
-from .render import Renderer, RowCache
+from .render import Renderer, RowCache, environment
 from .validate import FileCache, check_dates, load_portfolio, signature
 
 
@@ -87,6 +89,7 @@ class Session:
         self.deps: dict[str, frozenset[str]] = {}
         self.assets: dict[str, bytes] = {}
         self.rows = RowCache()
+        self.env: jinja2.Environment | None = None
         self.memo = DeriveMemo()
         self.changes: dict[str, Change] = {}
         self.snapshot = SiteSnapshot()
@@ -126,6 +129,7 @@ class Session:
         if full:
             self.cache.clear()
             self.memo = DeriveMemo()
+            self.env = None
         problems: list[Problem] = []
         parsed: list[str] = []
         config = load_config(self.root, problems)
@@ -162,7 +166,9 @@ class Session:
     def _render(self, derived: Derived,
                 keys: set[str] | None) -> tuple[dict[str, bytes], list[str]]:
         self._forget_rows(keys)
-        renderer = Renderer(derived, self.rows)
+        if self.env is None:
+            self.env = environment(derived.config)
+        renderer = Renderer(derived, self.rows, self.env)
         old = self.snapshot.files if keys is not None else {}
         files: dict[str, bytes] = {}
         rendered: list[str] = []

@@ -6,7 +6,7 @@ Pure functions of `Derived`: the build date comes from it, nothing reads the clo
 from __future__ import annotations
 
 import datetime as dt
-import heapq
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -189,8 +189,14 @@ def satisfaction(interactions: Iterable[Interaction], as_of: dt.date) -> Satisfa
 
 
 def recent_interactions(derived: Derived, limit: int = RECENT) -> list[Interaction]:
-    past = (i for i in derived.portfolio.interactions if i.day <= derived.as_of)
-    return heapq.nlargest(limit, past, key=Interaction.sort_key)
+    """The latest interactions up to the build date, newest first.
+
+    The portfolio keeps its interactions sorted by `Interaction.sort_key` (date first), so the
+    past is a prefix found by bisection: no pass over a million interactions per page.
+    """
+    everything = derived.portfolio.interactions
+    past = bisect_right(everything, derived.as_of, key=lambda i: i.day)
+    return list(everything[max(past - limit, 0):past][::-1])
 
 
 def targets(contacts: Sequence[Contact]) -> tuple[str, ...]:

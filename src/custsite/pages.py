@@ -13,7 +13,7 @@ from functools import cache, partial
 from typing import Any
 
 from . import charts, insights
-from .data import Records
+from .data import JsonText, RecordsJson, json_array
 from .derive import Contact, Derived
 from .model import STAGES, Interaction
 
@@ -65,11 +65,11 @@ def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
     return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.id))
 
 
-def _rows(record: Records, members: list[Contact]) -> list[dict[str, Any]]:
-    return [record(c) for c in members]
+def _rows(record: RecordsJson, members: list[Contact]) -> JsonText:
+    return json_array(record(c) for c in members)
 
 
-def _members_twin(record: Records, key: str, value: str,
+def _members_twin(record: RecordsJson, key: str, value: str,
                   members: Callable[[], list[Contact]]) -> dict[str, Any]:
     return {key: value, "contacts": _rows(record, members())}
 
@@ -180,8 +180,9 @@ def _sorted_members(contacts: dict[str, Contact], ids: Iterable[str]) -> Callabl
     return cache(partial(_by_name, contacts, tuple(ids)))
 
 
-def site_pages(derived: Derived, record: Records) -> Iterator[PageSpec]:
-    """Every page of the site, in a stable order; `record` gives a contact's data record.
+def site_pages(derived: Derived, record: RecordsJson) -> Iterator[PageSpec]:
+    """Every page of the site, in a stable order; `record` gives a contact's data record, as
+    JSON.
 
     Contexts and twins are functions: the dev server asks for every page's dependencies,
     but makes the context only of the pages it re-renders.

@@ -14,7 +14,16 @@ import nh3
 from markupsafe import Markup
 
 from . import __version__
-from .data import contact_record, customers_csv, portfolio_json, to_json
+from .config import Config
+from .data import (
+    contact_record,
+    csv_columns,
+    csv_line,
+    customers_csv,
+    json_text,
+    portfolio_json,
+    to_json,
+)
 from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .model import STAGES
@@ -59,8 +68,8 @@ def money(amount: Decimal | int | None, currency: str = "") -> str:
     return f"{text} {currency}".strip()
 
 
-def _environment(derived: Derived) -> jinja2.Environment:
-    config = derived.config
+def environment(config: Config) -> jinja2.Environment:
+    """The Jinja environment: the portfolio's templates first, then the built-in theme."""
     loaders: list[jinja2.BaseLoader] = []
     user = config.root / config.paths.templates
     if user.is_dir():
@@ -108,23 +117,33 @@ class RowCache:
     def __init__(self) -> None:
         self.html: dict[tuple[str, str, str], Markup] = {}
         self.records: dict[str, dict[str, Any]] = {}
+        self.json: dict[str, str] = {}
+        self.csv: dict[str, str] = {}
+        self.csv_columns: tuple[str, ...] = ()
 
     def forget(self, ids: set[str]) -> None:
         self.html = {k: v for k, v in self.html.items() if k[1] not in ids}
-        self.records = {k: v for k, v in self.records.items() if k not in ids}
+        for table in (self.records, self.json, self.csv):
+            for cid in ids:
+                table.pop(cid, None)
 
     def clear(self) -> None:
         self.html.clear()
         self.records.clear()
+        self.json.clear()
+        self.csv.clear()
 
 
 class Renderer:
     """Renders pages of one derived portfolio; privacy is applied once, here, first."""
 
-    def __init__(self, derived: Derived, cache: RowCache | None = None) -> None:
+    def __init__(self, derived: Derived, cache: RowCache | None = None,
+                 env: jinja2.Environment | None = None) -> None:
         self.derived = publish(derived)  # from here on, privacy.hide fields no longer exist
         self.cache = cache or RowCache()
-        self.env = _environment(self.derived)
+        # The dev server passes the environment of its previous build: compiled templates are
+        # kept (a changed template or config makes it start a new one).
+        self.env = env or environment(self.derived.config)
         self.env.globals["row"] = self.row
         self.common = {
             "config": self.derived.config, "derived": self.derived,
@@ -133,7 +152,7 @@ class Renderer:
         }
 
     def specs(self) -> list[PageSpec]:
-        return list(site_pages(self.derived, self.record))
+        return list(site_pages(self.derived, self.record_json))
 
     def record(self, contact: Contact) -> dict[str, Any]:
         """The contact's data record (see data.contact_record), made once per content."""
@@ -142,6 +161,30 @@ class Renderer:
             found = self.cache.records[contact.id] = contact_record(
                 contact, self.derived.config.hide,
                 self.derived.changes.get(contact.customer.path))
+        return found
+
+    def record_json(self, contact: Contact) -> str:
+        found = self.cache.json.get(contact.id)
+        if found is None:
+            found = self.cache.json[contact.id] = json_text(self.record(contact))
+        return found
+
+    def csv_columns(self) -> tuple[str, ...]:
+        if not self.derived.contacts:
+            return ()
+        first = self.record(next(iter(self.derived.contacts.values())))
+        columns = csv_columns(first, git=bool(self.derived.changes))
+        if columns != self.cache.csv_columns:  # rows made for other columns are no use
+            self.cache.csv.clear()
+            self.cache.csv_columns = columns
+        return columns
+
+    def csv_line(self, contact: Contact) -> str:
+        found = self.cache.csv.get(contact.id)
+        if found is None:
+            record = self.record(contact)
+            found = self.cache.csv[contact.id] = csv_line(
+                record.get(k) for k in self.cache.csv_columns)
         return found
 
     def row(self, template: str, contact: Contact, root: str) -> Markup:
@@ -178,8 +221,10 @@ class Renderer:
         for item in sorted(static.iterdir(), key=lambda t: t.name):
             if item.is_file():
                 pages.append(Page(f"static/{item.name}", item.read_bytes()))
-        pages.append(Page("data/portfolio.json", portfolio_json(self.derived, self.record)))
-        pages.append(Page("data/customers.csv", customers_csv(self.derived, self.record)))
+        pages.append(Page("data/portfolio.json",
+                          portfolio_json(self.derived, self.record_json)))
+        pages.append(Page("data/customers.csv", customers_csv(
+            self.derived, self.csv_columns(), self.csv_line)))
         pages.extend(persona_photos(self.derived))
         return pages
 
