@@ -333,6 +333,67 @@ def test_incremental_site_equals_a_fresh_build(scratch_portfolio: ScratchFactory
         assert session.snapshot.files == cold, rel
 
 
+def test_incremental_problems_equal_a_fresh_check(scratch_portfolio: ScratchFactory,
+                                                 tmp_path_factory: pytest.TempPathFactory
+                                                 ) -> None:
+    """Sources found again only where the watcher saw a change, interactions regrouped only
+    when their files change, cross-checks kept per customer: the problems are still a cold
+    check's, and so is the site once they are fixed."""
+    from custsite.build import check
+    from custsite.errors import Severity
+    from custsite.render import render_site
+
+    root = scratch_portfolio(FILES)
+    outside = tmp_path_factory.mktemp("outside") / "x.yaml"
+    outside.write_text("customer: ann\ndate: 2026-01-01\nkind: note\n")
+    session = Session(root)
+    session.rebuild()
+    interactions = root / "records/interactions"
+
+    def make_folder() -> None:
+        (interactions / "2026/q1").mkdir(parents=True)
+        (interactions / "2026/q1/call.md").write_text(
+            "---\ncustomer: cid\ndate: 2026-02-01\nkind: call\ndirection: in\n---\nHi.\n")
+
+    steps: list[tuple[list[str], object]] = [
+        (["records/interactions/2026"], make_folder),
+        (["records/interactions/2026", "records/interactions/old"],
+         lambda: (interactions / "2026").rename(interactions / "old")),
+        (["records/interactions/bad.yaml"], lambda: (interactions / "bad.yaml").write_text(
+            "- {customer: nobody, date: 2026-01-02, kind: note}\n"
+            "- {customer: ann, date: 2026-01-03, kind: purchase, amount: 5, currency: JPY}\n")),
+        (["records/interactions/bad.yaml"], lambda: (interactions / "bad.yaml").write_text(
+            "- {customer: ann, date: 2026-01-02, kind: note, id: ann-1}\n")),
+        (["records/customers/cid.yaml"], lambda: (root / "records/customers/cid.yaml")
+         .write_text("name: Cid Ray\ncreated: 2026-03-01\n")),
+        (["records/customers/ann.md"], lambda: (root / "records/customers/ann.md").write_text(
+            "---\nname: Ann Again\n---\n")),
+        (["records/interactions/link.yaml"], lambda: (interactions / "link.yaml")
+         .symlink_to(outside)),
+        (["records/interactions/link.yaml", "records/customers/ann.md",
+          "records/interactions/bad.yaml"], lambda: [
+            (interactions / "link.yaml").unlink(), (root / "records/customers/ann.md").unlink(),
+            (interactions / "bad.yaml").unlink()]),
+        (["records/customers/cid.yaml"], lambda: (root / "records/customers/cid.yaml")
+         .write_text("name: Cid Ray\n")),
+        (["records/interactions/old"],
+         lambda: [p.unlink() for p in (interactions / "old/q1").iterdir()]),
+    ]
+    for changed, act in steps:
+        time.sleep(0.01)
+        assert callable(act)
+        act()
+        report = session.rebuild(changed)
+        fresh = check(root)
+        expected = [p for p in fresh.problems
+                    if report.ok or p.severity is Severity.ERROR]
+        assert [p.format() for p in report.problems] == [p.format() for p in expected], changed
+        if report.ok:
+            cold = {p.path: p.content for p in render_site(fresh.derived)}
+            assert session.snapshot.files == cold, changed
+    assert session.snapshot.problems == ()
+
+
 def test_load_while_records_change(scratch_portfolio: ScratchFactory) -> None:
     """A few concurrent clients, a few hundred requests, records edited meanwhile: every
     answer is complete and nothing fails (loopback only, bounded in count and time)."""

@@ -373,10 +373,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
         memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
-    by_customer: dict[str, list[Interaction]] = defaultdict(list)
-    for i in portfolio.interactions:  # already sorted by date
-        for cid in i.customers:
-            by_customer[cid].append(i)
+    by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
         if record.referred_by:
@@ -385,10 +382,11 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
     base_memo: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = {}
     for cid in sorted(portfolio.customers):
         customer = portfolio.customers[cid]
-        mine = tuple(by_customer.get(cid, ()))
+        mine = by_customer.get(cid, ())
         refs = tuple(sorted(referrals.get(cid, ())))
         previous = memo.base.get(cid)
-        if previous and previous[0] is customer and _same(previous[1], mine) and \
+        if previous and previous[0] is customer and \
+                (previous[1] is mine or _same(previous[1], mine)) and \
                 previous[2] == refs:
             contact = previous[3]
         else:

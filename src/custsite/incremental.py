@@ -19,12 +19,13 @@ from pathlib import Path
 import jinja2
 
 from .build import paused_gc, record_changes
-from .config import CONFIG_FILE, load_config, source_date
+from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
 from .render import Renderer, RowCache, environment
-from .validate import FileCache, check_dates, load_portfolio, signature
+from .sources import Sources, discover, rediscover
+from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
     return keys
 
 
+def touched(sources: Sources, changed: list[str] | None) -> set[str] | None:
+    """The record files to look at again: those changed and those inside changed folders."""
+    if changed is None:
+        return None
+    inside = tuple(p + "/" for p in changed)
+    return set(changed) | {s.rel for s in sources.files if s.rel.startswith(inside)}
+
+
 class Session:
     """The state the dev server keeps between builds of one portfolio."""
 
@@ -91,6 +100,8 @@ class Session:
         self.rows = RowCache()
         self.env: jinja2.Environment | None = None
         self.memo = DeriveMemo()
+        self.assembled = AssembleMemo()
+        self.sources: Sources | None = None
         self.changes: dict[str, Change] = {}
         self.snapshot = SiteSnapshot()
         self.lock = threading.Lock()  # one build at a time
@@ -129,12 +140,17 @@ class Session:
         if full:
             self.cache.clear()
             self.memo = DeriveMemo()
+            self.assembled = AssembleMemo()
             self.env = None
         problems: list[Problem] = []
         parsed: list[str] = []
         config = load_config(self.root, problems)
         day = source_date(self.as_of, config.as_of)
-        portfolio = load_portfolio(config, problems, cache=self.cache, parsed=parsed)
+        sources = self._sources(config, None if full else changed)
+        problems.extend(sources.problems)
+        portfolio = load_portfolio(config, problems, cache=self.cache, parsed=parsed,
+                                   sources=sources.files, memo=self.assembled,
+                                   changed=None if full else touched(sources, changed))
         check_dates(portfolio, day, config.context(problems))
         if full or self.derived is None:
             self.changes = record_changes(config)  # git history moves with commits, not saves
@@ -154,6 +170,17 @@ class Session:
         self.snapshot = SiteSnapshot(files, (), self.snapshot.epoch + 1)
         return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
                            time.perf_counter() - start, keys is None, tuple(problems))
+
+    def _sources(self, config: Config, changed: list[str] | None) -> Sources:
+        """The record files: found again only where the watcher saw a change."""
+        found = None
+        if changed is not None and self.sources is not None:
+            found = rediscover(config, self.sources, changed)
+        if found is None:
+            problems: list[Problem] = []
+            found = Sources(discover(config, problems), problems)
+        self.sources = found
+        return found
 
     def _forget_rows(self, keys: set[str] | None) -> None:
         """Drop the cached rows of contacts that changed (an organization's new name counts:

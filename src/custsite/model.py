@@ -140,5 +140,7 @@ class Portfolio:
     config: Config
     customers: dict[str, Customer]
     organizations: dict[str, Organization]
-    interactions: tuple[Interaction, ...]
+    interactions: tuple[Interaction, ...]  # sorted by Interaction.sort_key
     personas: dict[str, Persona]
+    # Each customer id named by interactions (known or not), with them in the same order.
+    by_customer: dict[str, tuple[Interaction, ...]] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from .errors import Location, Problem, problem
 RECORD_SUFFIXES = (".yaml", ".yml", ".md")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class SourceFile:
     kind: str  # customer, organization, interaction, persona
     rel: str  # path relative to the portfolio root, with forward slashes
@@ -22,10 +22,23 @@ class SourceFile:
     def stem(self) -> str:
         return self.path.stem
 
+    def order(self) -> tuple[str, str]:
+        """Sort key: by kind, then path (a key: generated comparisons are slower)."""
+        return (self.kind, self.rel)
+
 
 def _skipped(name: str) -> bool:
     """Hidden files, editors' swap and backup files."""
     return name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".swx", ".tmp"))
+
+
+def _folders(config: Config) -> list[tuple[str, str, bool]]:
+    """(kind, folder relative to the root, walked recursively) of each kind of record."""
+    p = config.paths
+    return [("customer", p.customers.strip("/"), False),
+            ("organization", p.organizations.strip("/"), False),
+            ("interaction", p.interactions.strip("/"), True),
+            ("persona", p.personas.strip("/"), False)]
 
 
 def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
@@ -36,11 +49,7 @@ def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
     """
     root = config.root.resolve()
     found: list[SourceFile] = []
-    dirs = [("customer", config.paths.customers, False),
-            ("organization", config.paths.organizations, False),
-            ("interaction", config.paths.interactions, True),
-            ("persona", config.paths.personas, False)]
-    for kind, rel_dir, recursive in dirs:
+    for kind, rel_dir, recursive in _folders(config):
         base = config.root / rel_dir
         if not base.is_dir():
             if kind == "customer":
@@ -49,8 +58,69 @@ def discover(config: Config, problems: list[Problem]) -> list[SourceFile]:
                     f"no '{rel_dir}' folder in {config.root}: is this a portfolio? Run "
                     "custsite in the portfolio's root folder, or pass -C DIR"))
             continue
-        _walk(kind, base, rel_dir.strip("/"), recursive, root, found, problems)
-    return sorted(found)
+        _walk(kind, base, rel_dir, recursive, root, found, problems)
+    return sorted(found, key=SourceFile.order)
+
+
+@dataclass
+class Sources:
+    """The record files found, kept by the dev server between builds so that a save names
+    the few paths to look at again instead of a walk over 100,000 files."""
+
+    files: list[SourceFile]
+    problems: list[Problem]
+
+
+def rediscover(config: Config, known: Sources, changed: list[str]) -> Sources | None:
+    """`known` updated for the paths (relative to the root) that were created, modified or
+    deleted; None when a changed path is a record folder itself, or one of its parents, and
+    only a whole walk can tell."""
+    folders = _folders(config)
+    root = config.root.resolve()
+    by_rel = {s.rel: s for s in known.files}
+    problems = list(known.problems)
+    for rel in changed:
+        homes = [f for f in folders if rel.startswith(f[1] + "/")]
+        if any(f[1] == rel or f[1].startswith(rel + "/") for f in folders) or len(homes) > 1:
+            return None
+        inside = rel + "/"
+        removed = {k: by_rel.pop(k) for k in [k for k in by_rel
+                                              if k == rel or k.startswith(inside)]}
+        problems = [p for p in problems
+                    if p.location.path != rel and not p.location.path.startswith(inside)]
+        if not homes:
+            continue
+        kind, folder, recursive = homes[0]
+        found: list[SourceFile] = []
+        _look_at(kind, config.root, folder, rel, recursive, root, found, problems)
+        for s in found:  # the same file as before stays the same object
+            by_rel[s.rel] = removed[s.rel] if removed.get(s.rel) == s else s
+    files = sorted(by_rel.values(), key=SourceFile.order)
+    same = len(files) == len(known.files) and all(
+        a is b for a, b in zip(files, known.files, strict=True))
+    return Sources(known.files if same else files, problems)
+
+
+def _look_at(kind: str, top: Path, folder: str, rel: str, recursive: bool, root: Path,
+             found: list[SourceFile], problems: list[Problem]) -> None:
+    """Find what `_walk` would have found at `rel`, inside the record folder `folder`."""
+    names = rel[len(folder) + 1:].split("/")
+    if any(_skipped(n) for n in names) or (len(names) > 1 and not recursive):
+        return
+    for depth in range(1, len(names)):  # a linked folder is not walked, a missing one is gone
+        parent = top / folder / "/".join(names[:depth])
+        if parent.is_symlink() or not parent.is_dir():
+            return
+    path = top / rel
+    if path.is_symlink() and not path.resolve().is_relative_to(root):
+        problems.append(problem(Location(rel), "unsafe-path",
+                                "this is a link to a place outside the portfolio; "
+                                "it is not read"))
+    elif path.is_dir() and not path.is_symlink():
+        if recursive:
+            _walk(kind, path, rel, recursive, root, found, problems)
+    elif rel.endswith(RECORD_SUFFIXES) and path.is_file():
+        found.append(SourceFile(kind, rel, path))
 
 
 def _walk(kind: str, folder: Path, rel: str, recursive: bool, root: Path,

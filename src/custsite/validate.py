@@ -7,8 +7,10 @@ only once everything is loaded, so one run reports every problem of the portfoli
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
+from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -102,6 +104,8 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
     if doc is not None and doc.root is not None:
         if source.kind == "interaction":
             found["interactions"] = tuple(records.to_interactions(doc, source.stem, ctx))
+            for i in found["interactions"]:
+                _check_interaction(i, ctx)
         elif source.kind == "customer":
             c = records.to_customer(doc, source.stem, customer_schema, ctx)
             found["customers"] = (c,) if c else ()
@@ -118,58 +122,98 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
 
 def load_portfolio(config: Config, problems: list[Problem], *,
                    cache: FileCache | None = None,
-                   parsed: list[str] | None = None) -> Portfolio:
+                   parsed: list[str] | None = None,
+                   sources: list[SourceFile] | None = None,
+                   changed: set[str] | None = None,
+                   memo: AssembleMemo | None = None) -> Portfolio:
     """Read, convert and cross-check every record; problems are appended.
 
     With a `cache`, files whose signature has not changed are not read again; the paths that
-    were read are appended to `parsed`.
+    were read are appended to `parsed`. The dev server passes the `sources` it keeps, the
+    paths a save `changed` (only those are looked at again; None: look at every file) and
+    the `memo` of the previous assembly.
     """
-    sources = discover(config, problems)
+    if sources is None:
+        sources = discover(config, problems)
     cache = {} if cache is None else cache
     customer_schema = records.customer_schema(config)
     files: list[FileRecords] = []
     for source in sources:
         cached = cache.get(source.rel)
-        current = signature(source.path)
-        if cached is None or cached.signature != current:
-            cached = cache[source.rel] = load_file(source, config, customer_schema, current)
-            if parsed is not None:
-                parsed.append(source.rel)
+        if cached is None or changed is None or source.rel in changed:
+            current = signature(source.path)
+            if cached is None or cached.signature != current:
+                cached = cache[source.rel] = load_file(source, config, customer_schema, current)
+                if parsed is not None:
+                    parsed.append(source.rel)
         files.append(cached)
-    for gone in set(cache) - {s.rel for s in sources}:
-        del cache[gone]
-    return assemble(config, files, problems)
+    if len(cache) != len(sources):
+        for gone in set(cache) - {s.rel for s in sources}:
+            del cache[gone]
+    return assemble(config, files, problems, memo)
 
 
-def assemble(config: Config, files: Iterable[FileRecords], problems: list[Problem]) -> Portfolio:
+@dataclass
+class AssembleMemo:
+    """What the previous assembly computed, for the dev server: the sorted interactions and
+    their grouping by customer stay as long as no file with interactions changed, and the
+    cross-record checks of a customer stay as long as it and its interactions are the same
+    objects."""
+
+    interaction_files: list[FileRecords] = field(default_factory=list)
+    interactions: tuple[Interaction, ...] = ()
+    by_customer: dict[str, tuple[Interaction, ...]] = field(default_factory=dict)
+    duplicates: list[Problem] = field(default_factory=list)
+    checked: dict[str, tuple[Customer, tuple[Interaction, ...], list[Problem]]] = \
+        field(default_factory=dict)
+
+
+def _same(a: list[FileRecords], b: list[FileRecords]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _sorted_interactions(files: list[FileRecords], ctx: Context) -> tuple[
+        tuple[Interaction, ...], dict[str, tuple[Interaction, ...]]]:
+    unique = _unique((i for f in files for i in f.interactions), "interaction", ctx)
+    ordered = tuple(sorted(unique.values(), key=Interaction.sort_key))
+    by_customer: dict[str, list[Interaction]] = defaultdict(list)
+    for i in ordered:
+        for cid in i.customers:
+            by_customer[cid].append(i)
+    return ordered, {cid: tuple(items) for cid, items in by_customer.items()}
+
+
+def assemble(config: Config, files: list[FileRecords], problems: list[Problem],
+             memo: AssembleMemo | None = None) -> Portfolio:
     """The portfolio from converted files: ids made unique, references checked."""
     ctx = config.context(problems)
-    customers: list[Customer] = []
-    organizations: list[Organization] = []
-    interactions: list[Interaction] = []
-    personas: list[Persona] = []
+    memo = memo if memo is not None else AssembleMemo()
     for f in files:
         problems.extend(f.problems)
-        customers.extend(f.customers)
-        organizations.extend(f.organizations)
-        interactions.extend(f.interactions)
-        personas.extend(f.personas)
+    with_interactions = [f for f in files if f.interactions]
+    if not _same(with_interactions, memo.interaction_files):
+        memo.duplicates = []
+        memo.interactions, memo.by_customer = _sorted_interactions(
+            with_interactions, config.context(memo.duplicates))
+        memo.interaction_files = with_interactions
+    problems.extend(memo.duplicates)
     portfolio = Portfolio(
         config=config,
-        customers=_unique(customers, "customer", ctx),
-        organizations=_unique(organizations, "organization", ctx),
-        interactions=tuple(sorted(_unique(interactions, "interaction", ctx).values(),
-                                  key=Interaction.sort_key)),
-        personas=_unique(personas, "persona", ctx),
+        customers=_unique((c for f in files for c in f.customers), "customer", ctx),
+        organizations=_unique((o for f in files for o in f.organizations), "organization",
+                              ctx),
+        interactions=memo.interactions,
+        personas=_unique((p for f in files for p in f.personas), "persona", ctx),
+        by_customer=memo.by_customer,
     )
-    check_portfolio(portfolio, ctx)
+    check_portfolio(portfolio, ctx, memo)
     return portfolio
 
 
-def check_portfolio(p: Portfolio, ctx: Context) -> None:
+def check_portfolio(p: Portfolio, ctx: Context, memo: AssembleMemo | None = None) -> None:
     """The checks that need more than one record."""
     _check_customers(p, ctx)
-    _check_interactions(p, ctx)
+    _check_references(p, ctx, memo if memo is not None else AssembleMemo())
     _check_personas(p, ctx)
 
 
@@ -208,47 +252,69 @@ def _check_customers(p: Portfolio, ctx: Context) -> None:
                 emails[key] = c
 
 
-def _check_interactions(p: Portfolio, ctx: Context) -> None:
-    currencies: dict[str, tuple[str, Interaction]] = {}
-    for i in p.interactions:
-        for n, cid in enumerate(i.customers):
-            loc = i.loc("customer") if "customer" in i.locs else i.loc(f"customers.{n}")
-            if cid not in p.customers:
-                _ref_error(ctx, loc, "customer", cid, p.customers)
-                continue
-            created = p.customers[cid].created
-            if created and i.day < created:
-                ctx.report(i.loc("date"), "before-created",
-                           f"dated {i.day}, before '{cid}' was created ({created})")
+def _check_interaction(i: Interaction, ctx: Context) -> None:
+    """The checks of one interaction alone: made once, when its file is read."""
+    if i.kind == "purchase" and i.amount is None:
+        ctx.report(i.loc("kind"), "missing-amount",
+                   "a purchase needs an 'amount' (0 for a free one)")
+    for names, kinds in _ONLY_FOR:
+        if i.kind not in kinds:
+            for name in names:
+                if name in i.locs:
+                    ctx.report(i.loc(name), "misplaced-field",
+                               f"'{name}' applies to {' or '.join(kinds)}, not to a {i.kind}")
+
+
+def _check_references(p: Portfolio, ctx: Context, memo: AssembleMemo) -> None:
+    """Interactions against their customers: known, created before, one currency each.
+    A customer's results are kept while it and its interactions are the same objects."""
+    checked: dict[str, tuple[Customer, tuple[Interaction, ...], list[Problem]]] = {}
+    for cid, mine in p.by_customer.items():
+        customer = p.customers.get(cid)
+        if customer is None:
+            for i in dict.fromkeys(mine):
+                for n, ref in enumerate(i.customers):
+                    if ref == cid:
+                        loc = i.loc("customer") if "customer" in i.locs else \
+                            i.loc(f"customers.{n}")
+                        _ref_error(ctx, loc, "customer", cid, p.customers)
+            continue
+        before = memo.checked.get(cid)
+        if before is not None and before[0] is customer and before[1] is mine:
+            found = before[2]
+        else:
+            found = []
+            _check_customer_interactions(customer, mine, p.config, p.config.context(found))
+        checked[cid] = (customer, mine, found)
+        ctx.problems.extend(found)
+    memo.checked = checked
+
+
+def _check_customer_interactions(customer: Customer, mine: tuple[Interaction, ...],
+                                 config: Config, ctx: Context) -> None:
+    created = customer.created
+    first: tuple[str, Interaction] | None = None
+    for i in mine:
+        if created and i.day < created:
+            ctx.report(i.loc("date"), "before-created",
+                       f"dated {i.day}, before '{customer.id}' was created ({created})")
         if i.kind == "purchase":
-            if i.amount is None:
-                ctx.report(i.loc("kind"), "missing-amount",
-                           "a purchase needs an 'amount' (0 for a free one)")
-            currency = i.currency or p.config.currency
-            for cid in i.customers:
-                seen = currencies.get(cid)
-                if seen is None:
-                    currencies[cid] = (currency, i)
-                elif seen[0] != currency:
-                    ctx.report(i.loc("currency") if i.currency else i.loc("kind"),
-                               "mixed-currencies",
-                               f"purchase in {currency}, but '{cid}' already bought in "
-                               f"{seen[0]} ({seen[1].path}); totals cannot mix currencies")
-        for names, kinds in _ONLY_FOR:
-            if i.kind not in kinds:
-                for name in names:
-                    if name in i.locs:
-                        ctx.report(i.loc(name), "misplaced-field",
-                                   f"'{name}' applies to {' or '.join(kinds)}, "
-                                   f"not to a {i.kind}")
+            currency = i.currency or config.currency
+            if first is None:
+                first = (currency, i)
+            elif first[0] != currency:
+                ctx.report(i.loc("currency") if i.currency else i.loc("kind"),
+                           "mixed-currencies",
+                           f"purchase in {currency}, but '{customer.id}' already bought in "
+                           f"{first[0]} ({first[1].path}); totals cannot mix currencies")
 
 
 def check_dates(p: Portfolio, as_of: dt.date, ctx: Context) -> None:
     """Interactions after the date the build reasons about are ignored; say so."""
-    for i in p.interactions:
-        if i.day > as_of:
-            ctx.report(i.loc("date"), "future-interaction",
-                       f"dated {i.day}, after the build date {as_of}; it is ignored until then")
+    # Sorted by date: the future is the end of the list.
+    for i in p.interactions[bisect_right(p.interactions, as_of, key=lambda i: i.day):]:
+        ctx.report(i.loc("date"), "future-interaction",
+                   f"dated {i.day}, after the build date {as_of}; it is ignored until then")
 
 
 def _check_personas(p: Portfolio, ctx: Context) -> None:
