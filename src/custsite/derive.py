@@ -360,7 +360,18 @@ class DeriveMemo:
     base: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = \
         field(default_factory=dict)
     matched: dict[str, tuple[Contact, Rfm | None, Contact]] = field(default_factory=dict)
-    final: dict[str, tuple[Contact, tuple[str, ...], Contact]] = field(default_factory=dict)
+    final: dict[str, tuple[Contact, Contact]] = field(default_factory=dict)
+    rfm_inputs: list[tuple[str, dt.date, int, Decimal, str]] = field(default_factory=list)
+    rfm: tuple[dict[str, Rfm], str] | None = None
+
+
+def _segments_of(contact: Contact, config: Config, as_of: dt.date) -> tuple[str, ...]:
+    """The built-in, then the declared segments the contact is in; it alone decides."""
+    joined = [b.id for b in BUILTINS if b.test(contact)]
+    if config.segments:
+        values = contact.values()
+        joined.extend(d.id for d in config.segments if d.rule.matches(values, as_of))
+    return tuple(joined)
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
@@ -373,6 +384,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
         memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
+        memo.rfm = None
     by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
@@ -394,49 +406,50 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
         base_memo[cid] = (customer, mine, refs, contact)
         contacts.append(contact)
     memo.base = base_memo
-    rfm, method = score_rfm(contacts, as_of, config)
+    # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
+    rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue, c.currency)
+                  for c in contacts if c.purchases]
+    if memo.rfm is None or rfm_inputs != memo.rfm_inputs:
+        memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
+    rfm, method = memo.rfm
     personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
     if not _same(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
     matched_memo: dict[str, tuple[Contact, Rfm | None, Contact]] = {}
     matched = []
     for c in contacts:
-        score = rfm.get(c.id)
-        previous_match = memo.matched.get(c.id)
+        cid = c.customer.id
+        score = rfm.get(cid)
+        previous_match = memo.matched.get(cid)
         if previous_match and previous_match[0] is c and previous_match[1] == score:
             done = previous_match[2]
         else:
             done = _match_personas(replace(c, rfm=score), personas, as_of)
-        matched_memo[c.id] = (c, score, done)
+        matched_memo[cid] = (c, score, done)
         matched.append(done)
     memo.matched = matched_memo
     contacts = matched
 
-    segments: dict[str, Segment] = {}
-    members: dict[str, list[str]] = defaultdict(list)
-    for b in BUILTINS:
-        segments[b.id] = Segment(b.id, b.title, b.description, True,
-                                 tuple(c.id for c in contacts if b.test(c)))
-    values = [c.values() for c in contacts] if config.segments else []  # once per contact
-    for declared in config.segments:
-        segments[declared.id] = Segment(
-            declared.id, declared.title, declared.description, False,
-            tuple(c.id for c, v in zip(contacts, values, strict=True)
-                  if declared.rule.matches(v, as_of)))
-    for seg_id, segment in segments.items():
-        for cid in segment.members:
-            members[cid].append(seg_id)
+    lists: dict[str, list[str]] = {b.id: [] for b in BUILTINS}
+    lists.update((d.id, []) for d in config.segments)
     contact_map: dict[str, Contact] = {}
-    final_memo: dict[str, tuple[Contact, tuple[str, ...], Contact]] = {}
+    final_memo: dict[str, tuple[Contact, Contact]] = {}
     for c in contacts:
-        joined = tuple(members.get(c.id, ()))
-        previous_final = memo.final.get(c.id)
-        if previous_final and previous_final[0] is c and previous_final[1] == joined:
-            contact_map[c.id] = previous_final[2]  # the same object: cheap to compare
+        cid = c.customer.id
+        previous_final = memo.final.get(cid)
+        if previous_final and previous_final[0] is c:
+            final = previous_final[1]  # the same object: cheap to compare
         else:
-            contact_map[c.id] = replace(c, segments=joined)
-        final_memo[c.id] = (c, joined, contact_map[c.id])
+            final = replace(c, segments=_segments_of(c, config, as_of))
+        contact_map[cid] = final
+        final_memo[cid] = (c, final)
+        for seg_id in final.segments:
+            lists[seg_id].append(cid)
     memo.final = final_memo
+    segments = {b.id: Segment(b.id, b.title, b.description, True, tuple(lists[b.id]))
+                for b in BUILTINS}
+    segments.update((d.id, Segment(d.id, d.title, d.description, False, tuple(lists[d.id])))
+                    for d in config.segments)
 
     problems: list[Problem] = []
     for contact in contact_map.values():
@@ -447,8 +460,11 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
                                     f"'{contact.stage}' ({contact.stage_reason}); remove "
                                     "'status' or update it"))
     accounts = _accounts(portfolio, contact_map, problems)
-    matches = {p.id: tuple(c.id for c in contact_map.values() if p.id in c.personas)
-               for p in personas}
+    matching: dict[str, list[str]] = {p.id: [] for p in personas}
+    for cid, contact in contact_map.items():
+        for pid in contact.personas:
+            matching[pid].append(cid)
+    matches = {pid: tuple(ids) for pid, ids in matching.items()}
     return Derived(portfolio, as_of, contact_map, accounts, matches, segments, method,
                    tuple(problems))
 

@@ -115,10 +115,15 @@ def revenue_by_month(derived: Derived, months: int = 12) -> list[MonthRevenue]:
     return [MonthRevenue(k, totals[k]) for k in keys]
 
 
+def _past(derived: Derived) -> Sequence[Interaction]:
+    """The interactions up to the build date: sorted by date, they are a prefix."""
+    everything = derived.portfolio.interactions
+    return everything[:bisect_right(everything, derived.as_of, key=lambda i: i.day)]
+
+
 def _purchases(derived: Derived) -> Iterable[Interaction]:
     """Every purchase up to the build date, once even when shared by several customers."""
-    return (i for i in derived.portfolio.interactions
-            if i.kind == "purchase" and i.day <= derived.as_of)
+    return (i for i in _past(derived) if i.kind == "purchase")
 
 
 def revenue_by_currency(derived: Derived) -> dict[str, Decimal]:
@@ -146,13 +151,24 @@ def new_contacts(derived: Derived, days: int) -> list[Contact]:
     return sorted(found, key=lambda c: (first_seen(c) or dt.date.min, c.id), reverse=True)
 
 
-def follow_ups_due(derived: Derived) -> list[FollowUp]:
-    """Open reminders whose due date has come, most overdue first."""
+def reminders_due(derived: Derived) -> tuple[Interaction, ...]:
+    """Open reminders, dated up to the build date, whose due date has come."""
+    as_of = derived.as_of
+    return tuple(i for i in _past(derived)
+                 if i.kind == "reminder" and not i.done and i.due and i.due <= as_of)
+
+
+def follow_ups_due(derived: Derived,
+                   reminders: Iterable[Interaction] | None = None) -> list[FollowUp]:
+    """Open reminders whose due date has come, one per contact they name, most overdue
+    first; `reminders` are those of `reminders_due` when already known."""
     out = []
-    for c in derived.contacts.values():
-        for i in c.interactions:
-            if i.kind == "reminder" and not i.done and i.due and i.due <= derived.as_of:
-                out.append(FollowUp(i, c, (derived.as_of - i.due).days))
+    for i in reminders_due(derived) if reminders is None else reminders:
+        assert i.due is not None
+        for cid in dict.fromkeys(i.customers):
+            contact = derived.contacts.get(cid)
+            if contact is not None:
+                out.append(FollowUp(i, contact, (derived.as_of - i.due).days))
     return sorted(out, key=lambda f: (-f.overdue_days, f.contact.id, f.reminder.id))
 
 
@@ -169,6 +185,23 @@ def win_back(derived: Derived) -> list[Contact]:
     """Lapsed customers, the most valuable first."""
     found = [c for c in derived.contacts.values() if c.stage == "lapsed"]
     return sorted(found, key=lambda c: (-c.revenue, c.id))
+
+
+@dataclass(frozen=True)
+class InteractionFigures:
+    """The dashboard's figures that only the interactions, the build date and the currency
+    decide: the dev server keeps them while no interaction changes."""
+
+    months: list[MonthRevenue]
+    revenue: dict[str, Decimal]
+    satisfaction: Satisfaction
+    reminders_due: tuple[Interaction, ...]
+
+
+def interaction_figures(derived: Derived) -> InteractionFigures:
+    return InteractionFigures(revenue_by_month(derived), revenue_by_currency(derived),
+                              satisfaction(derived.portfolio.interactions, derived.as_of),
+                              reminders_due(derived))
 
 
 def satisfaction(interactions: Iterable[Interaction], as_of: dt.date) -> Satisfaction:
@@ -194,9 +227,8 @@ def recent_interactions(derived: Derived, limit: int = RECENT) -> list[Interacti
     The portfolio keeps its interactions sorted by `Interaction.sort_key` (date first), so the
     past is a prefix found by bisection: no pass over a million interactions per page.
     """
-    everything = derived.portfolio.interactions
-    past = bisect_right(everything, derived.as_of, key=lambda i: i.day)
-    return list(everything[max(past - limit, 0):past][::-1])
+    past = _past(derived)
+    return list(past[max(len(past) - limit, 0):][::-1])
 
 
 def targets(contacts: Sequence[Contact]) -> tuple[str, ...]:

@@ -10,7 +10,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any
+from typing import Any, Protocol
+
+from markupsafe import Markup
 
 from . import charts, insights
 from .data import JsonText, RecordsJson, json_array
@@ -74,30 +76,32 @@ def _members_twin(record: RecordsJson, key: str, value: str,
     return {key: value, "contacts": _rows(record, members())}
 
 
-def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, list[FacetValue]]]:
-    """Per row, the values it has in each facet; per facet, its values with their counts."""
+def facet_row(c: Contact, derived: Derived) -> dict[str, Any]:
+    """The values a contact has in each facet of the customers table, and its search text."""
+    cust = c.customer
+    org = derived.accounts.get(cust.organization) if cust.organization else None
+    return {
+        # Stage segments would repeat the stage facet.
+        "stage": [c.stage], "segment": [s for s in c.segments if s not in STAGES],
+        "persona": list(c.personas),
+        "tag": list(cust.tags), "owner": [cust.owner] if cust.owner else [],
+        "organization": [cust.organization] if cust.organization else [],
+        "q": " ".join(filter(None, [cust.name, cust.email or "",
+                                    org.organization.name if org else "",
+                                    *cust.tags])).casefold(),
+    }
+
+
+def _facets(derived: Derived, rows: Iterable[dict[str, Any]]) -> dict[str, list[FacetValue]]:
+    """Per facet, its values with their counts."""
     labels: dict[str, dict[str, str]] = {
         "stage": {s: s for s in STAGES},
         "segment": {s.id: s.title for s in derived.segments.values()},
         "persona": {p.id: p.name for p in derived.portfolio.personas.values()},
         "organization": {o: a.organization.name for o, a in derived.accounts.items()},
     }
-    rows: list[dict[str, Any]] = []
     counts: dict[str, Counter[str]] = {name: Counter() for name, _ in FACETS}
-    for c in _by_name(derived.contacts):
-        cust = c.customer
-        org = derived.accounts.get(cust.organization) if cust.organization else None
-        row = {
-            # Stage segments would repeat the stage facet.
-            "stage": [c.stage], "segment": [s for s in c.segments if s not in STAGES],
-            "persona": list(c.personas),
-            "tag": list(cust.tags), "owner": [cust.owner] if cust.owner else [],
-            "organization": [cust.organization] if cust.organization else [],
-            "q": " ".join(filter(None, [cust.name, cust.email or "",
-                                        org.organization.name if org else "",
-                                        *cust.tags])).casefold(),
-        }
-        rows.append(row)
+    for row in rows:
         for name, _ in FACETS:
             counts[name].update(row[name])
     facets = {}
@@ -109,7 +113,7 @@ def _facet_values(derived: Derived) -> tuple[list[dict[str, Any]], dict[str, lis
         else:
             values.sort(key=lambda fv: (-fv.count, fv.label.casefold(), fv.value))
         facets[name] = values
-    return rows, facets
+    return facets
 
 
 def _interaction_row(i: Interaction, derived: Derived) -> dict[str, Any]:
@@ -131,10 +135,11 @@ def _customer_deps(c: Contact) -> frozenset[str]:
     return frozenset(deps)
 
 
-def dashboard_context(derived: Derived,
-                      persona_stats: list[insights.PersonaStats]) -> dict[str, Any]:
+def dashboard_context(derived: Derived, persona_stats: list[insights.PersonaStats],
+                      parts: Parts) -> dict[str, Any]:
     steps = insights.funnel_steps(derived)
-    months = insights.revenue_by_month(derived)
+    figures = parts.figures()
+    months = figures.months
     currency = derived.config.currency
     return {
         "steps": steps,
@@ -146,13 +151,13 @@ def dashboard_context(derived: Derived,
                                         [m.amount for m in months],
                                         title=f"Revenue by month, last 12 months, in {currency}",
                                         unit=f" {currency}"),
-        "revenue_total": insights.revenue_by_currency(derived),
+        "revenue_total": figures.revenue,
         "new_30": insights.new_contacts(derived, 30),
         "new_90": insights.new_contacts(derived, 90),
-        "follow_ups": insights.follow_ups_due(derived),
+        "follow_ups": insights.follow_ups_due(derived, figures.reminders_due),
         "about_to_lapse": insights.about_to_lapse(derived),
         "win_back": insights.win_back(derived),
-        "satisfaction": insights.satisfaction(derived.portfolio.interactions, derived.as_of),
+        "satisfaction": figures.satisfaction,
         "persona_stats": persona_stats,
         "uncovered": insights.uncovered(derived),
         "recent": insights.recent_interactions(derived),
@@ -160,9 +165,13 @@ def dashboard_context(derived: Derived,
     }
 
 
-def _customers_context(derived: Derived, everyone: list[Contact]) -> dict[str, Any]:
-    facet_rows, facets = _facet_values(derived)
-    return {"members": everyone, "facet_rows": facet_rows, "facets": facets,
+def _customers_context(derived: Derived, everyone: list[Contact],
+                       parts: Parts) -> dict[str, Any]:
+    rows = [parts.facet_row(c) for c in everyone]
+    # The rows as the `tojson` filter would write them, joined from each row's JSON.
+    facet_json = Markup("[" + ", ".join(text for _, text in rows) + "]")
+    return {"members": everyone, "facet_rows": [row for row, _ in rows],
+            "facet_json": facet_json, "facets": _facets(derived, (row for row, _ in rows)),
             "facet_names": FACETS}
 
 
@@ -180,20 +189,32 @@ def _sorted_members(contacts: dict[str, Contact], ids: Iterable[str]) -> Callabl
     return cache(partial(_by_name, contacts, tuple(ids)))
 
 
-def site_pages(derived: Derived, record: RecordsJson) -> Iterator[PageSpec]:
-    """Every page of the site, in a stable order; `record` gives a contact's data record, as
-    JSON.
+class Parts(Protocol):
+    """What pages need from the renderer beyond the derived portfolio: pieces it makes once
+    and keeps while what they show stays the same."""
+
+    def record_json(self, contact: Contact) -> str: ...
+
+    def facet_row(self, contact: Contact) -> tuple[dict[str, Any], str]: ...
+
+    def figures(self) -> insights.InteractionFigures: ...
+
+
+def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
+    """Every page of the site, in a stable order.
 
     Contexts and twins are functions: the dev server asks for every page's dependencies,
     but makes the context only of the pages it re-renders.
     """
     contacts = derived.contacts
+    record = parts.record_json
     everyone = _by_name(contacts)
     persona_stats = insights.persona_stats(derived)
-    yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, persona_stats))
+    yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, persona_stats,
+                                                     parts))
 
     yield PageSpec("customers/index.html", "customers.html",
-                   partial(_customers_context, derived, everyone),
+                   partial(_customers_context, derived, everyone, parts),
                    twin=lambda: {"contacts": _rows(record, everyone)})
     for c in everyone:
         yield PageSpec(f"customers/{c.id}/index.html", "customer.html",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -11,6 +13,7 @@ from typing import Any
 import jinja2
 import markdown as md
 import nh3
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from . import __version__
@@ -26,8 +29,9 @@ from .data import (
 )
 from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
+from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
-from .pages import PageSpec, site_pages
+from .pages import PageSpec, facet_row, site_pages
 from .privacy import publish
 
 
@@ -109,7 +113,8 @@ def _root(path: str) -> str:
 
 
 class RowCache:
-    """Table rows and data records of contacts, kept across the dev server's rebuilds.
+    """Table rows, facet rows and data records of contacts, and the figures of interactions,
+    kept across the dev server's rebuilds.
 
     A list of 10,000 contacts is mostly the same rows as before an edit: only the rows of
     contacts whose content changed are made again (`forget`)."""
@@ -120,10 +125,13 @@ class RowCache:
         self.json: dict[str, str] = {}
         self.csv: dict[str, str] = {}
         self.csv_columns: tuple[str, ...] = ()
+        self.facets: dict[str, tuple[dict[str, Any], str]] = {}
+        # The figures, with the interactions, build date and currency they were made from.
+        self.figures: tuple[object, dt.date, str, InteractionFigures] | None = None
 
     def forget(self, ids: set[str]) -> None:
         self.html = {k: v for k, v in self.html.items() if k[1] not in ids}
-        for table in (self.records, self.json, self.csv):
+        for table in (self.records, self.json, self.csv, self.facets):
             for cid in ids:
                 table.pop(cid, None)
 
@@ -132,6 +140,8 @@ class RowCache:
         self.records.clear()
         self.json.clear()
         self.csv.clear()
+        self.facets.clear()
+        self.figures = None
 
 
 class Renderer:
@@ -145,6 +155,7 @@ class Renderer:
         # kept (a changed template or config makes it start a new one).
         self.env = env or environment(self.derived.config)
         self.env.globals["row"] = self.row
+        self.env.globals["table_rows"] = self.table_rows
         self.common = {
             "config": self.derived.config, "derived": self.derived,
             "as_of": self.derived.as_of, "stages": STAGES, "version": __version__,
@@ -152,7 +163,7 @@ class Renderer:
         }
 
     def specs(self) -> list[PageSpec]:
-        return list(site_pages(self.derived, self.record_json))
+        return list(site_pages(self.derived, self))
 
     def record(self, contact: Contact) -> dict[str, Any]:
         """The contact's data record (see data.contact_record), made once per content."""
@@ -168,6 +179,23 @@ class Renderer:
         if found is None:
             found = self.cache.json[contact.id] = json_text(self.record(contact))
         return found
+
+    def facet_row(self, contact: Contact) -> tuple[dict[str, Any], str]:
+        found = self.cache.facets.get(contact.id)
+        if found is None:
+            row = facet_row(contact, self.derived)
+            found = self.cache.facets[contact.id] = (row, htmlsafe_json_dumps(row,
+                                                                              sort_keys=True))
+        return found
+
+    def figures(self) -> InteractionFigures:
+        d = self.derived
+        kept = self.cache.figures
+        if kept is None or kept[0] is not d.portfolio.interactions or \
+                kept[1:3] != (d.as_of, d.config.currency):
+            kept = self.cache.figures = (d.portfolio.interactions, d.as_of, d.config.currency,
+                                         interaction_figures(d))
+        return kept[3]
 
     def csv_columns(self) -> tuple[str, ...]:
         if not self.derived.contacts:
@@ -195,6 +223,11 @@ class Renderer:
             html = self.env.get_template(template).render(**self.common, c=contact, root=root)
             found = self.cache.html[key] = Markup(html)
         return found
+
+    def table_rows(self, template: str, contacts: Iterable[Contact], root: str) -> Markup:
+        """The rows of a table of contacts, one per line, joined here rather than in a
+        template loop: a list of 10,000 unchanged rows costs one join."""
+        return Markup("\n".join([self.row(template, c, root) for c in contacts]))
 
     def page(self, spec: PageSpec) -> list[Page]:
         """The page, and its JSON twin for list pages."""
