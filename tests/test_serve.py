@@ -215,6 +215,9 @@ def test_server_follows_edits(served: Served) -> None:
 
     _edit(root / "records/customers/cid.yaml", "Cid Ray", "Cid Rayner")
     state = served.wait_epoch(epoch)
+    # Only the saved file is looked at again (not its folder, which "changes" with it).
+    assert state["changed"] == ["records/customers/cid.yaml"]
+    assert state["parsed"] == ["records/customers/cid.yaml"]
     rendered = state["rendered"]
     assert "customers/cid/index.html" in rendered  # type: ignore[operator]
     assert "customers/ann/index.html" not in rendered  # type: ignore[operator]

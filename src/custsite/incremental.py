@@ -40,6 +40,7 @@ class BuildReport:
     seconds: float
     full: bool
     problems: tuple[Problem, ...] = ()
+    changed: tuple[str, ...] | None = None  # the paths the rebuild was told of; None: any
 
 
 @dataclass
@@ -169,7 +170,8 @@ class Session:
         self.derived = derived
         self.snapshot = SiteSnapshot(files, (), self.snapshot.epoch + 1)
         return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
-                           time.perf_counter() - start, keys is None, tuple(problems))
+                           time.perf_counter() - start, keys is None, tuple(problems),
+                           None if changed is None else tuple(changed))
 
     def _sources(self, config: Config, changed: list[str] | None) -> Sources:
         """The record files: found again only where the watcher saw a change."""

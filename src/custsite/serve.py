@@ -232,6 +232,7 @@ def status(server: DevServer) -> dict[str, Any]:
     if r is None:
         return {"epoch": 0}
     return {"epoch": r.epoch, "ok": r.ok, "full": r.full, "seconds": round(r.seconds, 4),
+            "changed": None if r.changed is None else list(r.changed),
             "parsed": list(r.parsed), "rendered": list(r.rendered), "removed": list(r.removed),
             "problems": [p.format() for p in r.problems]}
 
@@ -277,6 +278,10 @@ class _Watcher(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.is_directory and event.event_type == "modified":
+            # A folder "changes" whenever a file in it does: that file has its own event,
+            # and naming the whole folder would make the rebuild look at every file in it.
             return
         if event.is_directory and event.event_type == "created":
             created = Path(str(event.src_path))
