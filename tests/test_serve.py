@@ -321,6 +321,11 @@ def test_incremental_site_equals_a_fresh_build(scratch_portfolio: ScratchFactory
         ("personas/p.md", "kind: person", "kind: company"),
         ("records/customers/ann.yaml", "referred_by: bob", "referred_by: cid"),
         ("personas/p.md", "name: Everyone", "name: All of them"),
+        ("records/customers/bob.yaml", "role: ally", "role: decision-maker"),
+        ("records/customers/bob.yaml", "Bob Stone", "Bob Stoner"),
+        ("records/interactions/cid.md", None,
+         "---\ncustomer: cid\ndate: 2026-05-30\nkind: call\nsummary: Latest call\n---\n"),
+        ("records/customers/cid.yaml", "Cid Rayner", "Cid Raynor"),
         ("records/customers/eve.yaml", None, "name: Eve\norganization: acme\n"),
         ("records/customers/eve.yaml", None, None),
     ]

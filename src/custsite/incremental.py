@@ -23,6 +23,7 @@ from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
+from .pages import INTERACTIONS
 from .render import Renderer, RowCache, environment
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
@@ -57,6 +58,9 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
     if old.as_of != new.as_of or old.config != new.config:
         return None
     keys: set[str] = set()
+    was, now = old.portfolio.interactions, new.portfolio.interactions
+    if was is not now and was != now:
+        keys.add(INTERACTIONS)
     for cid in old.contacts.keys() | new.contacts.keys():
         if old.contacts.get(cid) != new.contacts.get(cid):
             keys.add(cid)

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
+from itertools import chain
 from typing import Any, Protocol
 
 from markupsafe import Markup
@@ -20,6 +21,7 @@ from .derive import Contact, Derived
 from .model import STAGES, Interaction
 
 RECENT_ACTIVITY = 200
+INTERACTIONS = "interactions"  # the dependency key of pages that list interactions
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 STAGE_DEFINITIONS = {
@@ -44,8 +46,9 @@ class PageSpec:
     # For list pages: makes the JSON-able data written beside the page as index.json (a
     # function, so that pages the dev server does not re-render cost nothing).
     twin: Callable[[], Any] | None = None
-    # What the page shows: contact ids, "org:<id>", "persona:<id>", "segment:<id>"; "*" for
-    # pages that summarise everything. The dev server re-renders a page only when one changed.
+    # What the page shows: contact ids, "org:<id>", "persona:<id>", "segment:<id>",
+    # INTERACTIONS; "*" for pages that summarise everything. The dev server re-renders a page
+    # only when one changed.
     deps: frozenset[str] = frozenset({"*"})
 
     @property
@@ -92,7 +95,7 @@ def facet_row(c: Contact, derived: Derived) -> dict[str, Any]:
     }
 
 
-def _facets(derived: Derived, rows: Iterable[dict[str, Any]]) -> dict[str, list[FacetValue]]:
+def _facets(derived: Derived, rows: list[dict[str, Any]]) -> dict[str, list[FacetValue]]:
     """Per facet, its values with their counts."""
     labels: dict[str, dict[str, str]] = {
         "stage": {s: s for s in STAGES},
@@ -100,10 +103,8 @@ def _facets(derived: Derived, rows: Iterable[dict[str, Any]]) -> dict[str, list[
         "persona": {p.id: p.name for p in derived.portfolio.personas.values()},
         "organization": {o: a.organization.name for o, a in derived.accounts.items()},
     }
-    counts: dict[str, Counter[str]] = {name: Counter() for name, _ in FACETS}
-    for row in rows:
-        for name, _ in FACETS:
-            counts[name].update(row[name])
+    counts = {name: Counter(chain.from_iterable(row[name] for row in rows))
+              for name, _ in FACETS}
     facets = {}
     for name, _ in FACETS:
         names = labels.get(name, {})
@@ -170,9 +171,9 @@ def _customers_context(derived: Derived, everyone: list[Contact],
     rows = [parts.facet_row(c) for c in everyone]
     # The rows as the `tojson` filter would write them, joined from each row's JSON.
     facet_json = Markup("[" + ", ".join(text for _, text in rows) + "]")
-    return {"members": everyone, "facet_rows": [row for row, _ in rows],
-            "facet_json": facet_json, "facets": _facets(derived, (row for row, _ in rows)),
-            "facet_names": FACETS}
+    facet_rows = [row for row, _ in rows]
+    return {"members": everyone, "facet_rows": facet_rows, "facet_json": facet_json,
+            "facets": _facets(derived, facet_rows), "facet_names": FACETS}
 
 
 def _customer_context(contact: Contact, derived: Derived) -> dict[str, Any]:
@@ -229,7 +230,9 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
                        "sector": a.organization.sector, "stage": a.stage,
                        "contacts": list(a.contacts), "revenue": a.revenue,
                        "currency": a.currency, "decision_makers": list(a.decision_makers),
-                       "open_deal": a.open_deal} for a in accounts]})
+                       "open_deal": a.open_deal} for a in accounts]},
+                   deps=frozenset({*(f"org:{a.organization.id}" for a in accounts),
+                                   *(d for a in accounts for d in a.decision_makers)}))
     for account in accounts:
         oid = account.organization.id
         yield PageSpec(f"organizations/{oid}/index.html", "organization.html",
@@ -254,7 +257,8 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
     segments = list(derived.segments.values())
     yield PageSpec("segments/index.html", "segments.html", partial(dict, segments=segments),
                    twin=lambda: {"segments": [{"id": s.id, "title": s.title, "builtin": s.builtin,
-                                               "size": len(s.members)} for s in segments]})
+                                               "size": len(s.members)} for s in segments]},
+                   deps=frozenset(f"segment:{s.id}" for s in segments))
     for segment in segments:
         members = _sorted_members(contacts, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
@@ -280,5 +284,7 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
     yield PageSpec("activity/index.html", "activity.html", partial(dict, recent=recent),
-                   twin=lambda: {"interactions": [_interaction_row(i, derived) for i in recent]})
+                   twin=lambda: {"interactions": [_interaction_row(i, derived) for i in recent]},
+                   deps=frozenset({INTERACTIONS, *(c for i in recent for c in i.customers),
+                                   *(i.consumer for i in recent if i.consumer)}))
     yield PageSpec("404.html", "404.html", deps=frozenset())
