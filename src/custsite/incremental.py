@@ -23,7 +23,7 @@ from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
-from .pages import INTERACTIONS
+from .pages import INTERACTIONS, PageSpec
 from .render import Renderer, RowCache, environment
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
@@ -206,10 +206,10 @@ class Session:
         files: dict[str, bytes] = {}
         rendered: list[str] = []
         deps: dict[str, frozenset[str]] = {}
+        everything = keys is None or "*" in keys
         for spec in renderer.specs():
             deps[spec.path] = spec.deps
-            shown = spec.deps | self.deps.get(spec.path, frozenset())
-            if keys is None or spec.path not in old or (keys and ("*" in shown or keys & shown)):
+            if everything or spec.path not in old or (keys and self._shows(spec, keys)):
                 for page in renderer.page(spec):
                     files[page.path] = page.content
                 rendered.append(spec.path)
@@ -222,7 +222,15 @@ class Session:
             self.assets = {page.path: page.content for page in renderer.assets()}
         files.update(self.assets)
         self.deps = deps
-        return dict(sorted(files.items())), rendered
+        if files.keys() != old.keys():
+            files = dict(sorted(files.items()))
+        return files, rendered
+
+    def _shows(self, spec: PageSpec, keys: set[str]) -> bool:
+        """The page shows, or showed at the last build, something that changed."""
+        before = self.deps.get(spec.path, frozenset())
+        return "*" in spec.deps or "*" in before or not keys.isdisjoint(spec.deps) or \
+            not keys.isdisjoint(before)
 
     def _failed(self, errors: tuple[Problem, ...], parsed: list[str], start: float,
                 full: bool) -> BuildReport:

@@ -184,10 +184,19 @@ def _with_members(members: Callable[[], list[Contact]], **context: Any) -> dict[
     return {**context, "members": members()}
 
 
-def _sorted_members(contacts: dict[str, Contact], ids: Iterable[str]) -> Callable[[],
-                                                                                list[Contact]]:
-    """The members sorted by name, computed once and only if a page or its twin needs it."""
-    return cache(partial(_by_name, contacts, tuple(ids)))
+def _members_of(contacts: dict[str, Contact], everyone: list[Contact],
+                ids: tuple[str, ...]) -> list[Contact]:
+    if len(ids) * 16 < len(everyone):  # a few: sorting them is cheaper than a pass
+        return _by_name(contacts, ids)
+    chosen = set(ids)
+    return [c for c in everyone if c.customer.id in chosen]
+
+
+def _sorted_members(contacts: dict[str, Contact], everyone: list[Contact],
+                    ids: Iterable[str]) -> Callable[[], list[Contact]]:
+    """The members sorted by name (many are picked from everyone, already sorted), computed
+    once and only if a page or its twin needs it."""
+    return cache(partial(_members_of, contacts, everyone, tuple(ids)))
 
 
 class Parts(Protocol):
@@ -236,7 +245,7 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
     for account in accounts:
         oid = account.organization.id
         yield PageSpec(f"organizations/{oid}/index.html", "organization.html",
-                       partial(_with_members, _sorted_members(contacts, account.contacts),
+                       partial(_with_members, _sorted_members(contacts, everyone, account.contacts),
                                account=account),
                        deps=frozenset({f"org:{oid}", *account.contacts}))
 
@@ -249,7 +258,7 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
     for pid, persona in sorted(derived.portfolio.personas.items()):
         matched = derived.persona_matches[pid]
         yield PageSpec(f"personas/{pid}/index.html", "persona.html",
-                       partial(_with_members, _sorted_members(contacts, matched),
+                       partial(_with_members, _sorted_members(contacts, everyone, matched),
                                persona=persona, stat=stats[pid],
                                targets=[contacts[c] for c in stats[pid].targets]),
                        deps=frozenset({f"persona:{pid}", *matched}))
@@ -260,7 +269,7 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
                                                "size": len(s.members)} for s in segments]},
                    deps=frozenset(f"segment:{s.id}" for s in segments))
     for segment in segments:
-        members = _sorted_members(contacts, segment.members)
+        members = _sorted_members(contacts, everyone, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
                        partial(_with_members, members, segment=segment),
                        twin=partial(_members_twin, record, "segment", segment.id, members),
