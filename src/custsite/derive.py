@@ -72,7 +72,7 @@ class Contact:
     segments: tuple[str, ...] = ()
     lapses_on: dt.date | None = None
 
-    @property
+    @property  # not a cached_property: an attribute set later unshares the instance dicts
     def id(self) -> str:
         return self.customer.id
 

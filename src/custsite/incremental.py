@@ -111,7 +111,8 @@ class Session:
         self.snapshot = SiteSnapshot()
         self.lock = threading.Lock()  # one build at a time
 
-    def _needs_full(self, changed: Iterable[str] | None) -> bool:
+    def needs_full(self, changed: Iterable[str] | None) -> bool:
+        """Whether a rebuild for these changed paths starts from scratch."""
         if changed is None or self.derived is None:
             return True
         paths = self.derived.config.paths
@@ -137,7 +138,7 @@ class Session:
 
     def _rebuild(self, changed: list[str] | None) -> BuildReport:
         start = time.perf_counter()
-        full = self._needs_full(changed)
+        full = self.needs_full(changed)
         if changed is not None and not full and not self.snapshot.problems and \
                 all(self._unchanged(p) for p in changed):
             return BuildReport(self.snapshot.epoch, True, (), (), (),

@@ -147,29 +147,30 @@ def new_contacts(derived: Derived, days: int) -> list[Contact]:
     for c in derived.contacts.values():
         seen = first_seen(c)
         if seen is not None and start < seen <= derived.as_of:
-            found.append(c)
-    return sorted(found, key=lambda c: (first_seen(c) or dt.date.min, c.id), reverse=True)
+            found.append((seen, c.id, c))
+    found.sort(key=lambda f: f[:2], reverse=True)
+    return [c for _, _, c in found]
 
 
-def reminders_due(derived: Derived) -> tuple[Interaction, ...]:
-    """Open reminders, dated up to the build date, whose due date has come."""
+def reminders_due(derived: Derived) -> tuple[tuple[Interaction, str, int], ...]:
+    """Open reminders, dated up to the build date, whose due date has come: each with a
+    customer it names and how many days overdue it is, the most overdue first."""
     as_of = derived.as_of
-    return tuple(i for i in _past(derived)
-                 if i.kind == "reminder" and not i.done and i.due and i.due <= as_of)
+    due = [(i, cid, (as_of - i.due).days) for i in _past(derived)
+           if i.kind == "reminder" and not i.done and i.due and i.due <= as_of
+           for cid in dict.fromkeys(i.customers)]
+    return tuple(sorted(due, key=lambda d: (-d[2], d[1], d[0].id)))
 
 
 def follow_ups_due(derived: Derived,
-                   reminders: Iterable[Interaction] | None = None) -> list[FollowUp]:
+                   reminders: Iterable[tuple[Interaction, str, int]] | None = None
+                   ) -> list[FollowUp]:
     """Open reminders whose due date has come, one per contact they name, most overdue
     first; `reminders` are those of `reminders_due` when already known."""
-    out = []
-    for i in reminders_due(derived) if reminders is None else reminders:
-        assert i.due is not None
-        for cid in dict.fromkeys(i.customers):
-            contact = derived.contacts.get(cid)
-            if contact is not None:
-                out.append(FollowUp(i, contact, (derived.as_of - i.due).days))
-    return sorted(out, key=lambda f: (-f.overdue_days, f.contact.id, f.reminder.id))
+    contacts = derived.contacts
+    return [FollowUp(i, contacts[cid], days)
+            for i, cid, days in (reminders_due(derived) if reminders is None else reminders)
+            if cid in contacts]
 
 
 def about_to_lapse(derived: Derived, days: int = ABOUT_TO_LAPSE_DAYS) -> list[Contact]:
@@ -195,7 +196,7 @@ class InteractionFigures:
     months: list[MonthRevenue]
     revenue: dict[str, Decimal]
     satisfaction: Satisfaction
-    reminders_due: tuple[Interaction, ...]
+    reminders_due: tuple[tuple[Interaction, str, int], ...]
 
 
 def interaction_figures(derived: Derived) -> InteractionFigures:

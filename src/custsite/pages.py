@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
-from itertools import chain
 from typing import Any, Protocol
 
 from markupsafe import Markup
@@ -95,7 +94,7 @@ def facet_row(c: Contact, derived: Derived) -> dict[str, Any]:
     }
 
 
-def _facets(derived: Derived, rows: list[dict[str, Any]]) -> dict[str, list[FacetValue]]:
+def _facets(derived: Derived, counts: dict[str, Counter[str]]) -> dict[str, list[FacetValue]]:
     """Per facet, its values with their counts."""
     labels: dict[str, dict[str, str]] = {
         "stage": {s: s for s in STAGES},
@@ -103,12 +102,10 @@ def _facets(derived: Derived, rows: list[dict[str, Any]]) -> dict[str, list[Face
         "persona": {p.id: p.name for p in derived.portfolio.personas.values()},
         "organization": {o: a.organization.name for o, a in derived.accounts.items()},
     }
-    counts = {name: Counter(chain.from_iterable(row[name] for row in rows))
-              for name, _ in FACETS}
     facets = {}
     for name, _ in FACETS:
         names = labels.get(name, {})
-        values = [FacetValue(v, names.get(v, v), n) for v, n in counts[name].items()]
+        values = [FacetValue(v, names.get(v, v), n) for v, n in counts[name].items() if n > 0]
         if name == "stage":
             values.sort(key=lambda fv: STAGES.index(fv.value))
         else:
@@ -173,7 +170,7 @@ def _customers_context(derived: Derived, everyone: list[Contact],
     facet_json = Markup("[" + ", ".join(text for _, text in rows) + "]")
     facet_rows = [row for row, _ in rows]
     return {"members": everyone, "facet_rows": facet_rows, "facet_json": facet_json,
-            "facets": _facets(derived, facet_rows), "facet_names": FACETS}
+            "facets": _facets(derived, parts.facet_counts(everyone)), "facet_names": FACETS}
 
 
 def _customer_context(contact: Contact, derived: Derived) -> dict[str, Any]:
@@ -206,6 +203,8 @@ class Parts(Protocol):
     def record_json(self, contact: Contact) -> str: ...
 
     def facet_row(self, contact: Contact) -> tuple[dict[str, Any], str]: ...
+
+    def facet_counts(self, everyone: list[Contact]) -> dict[str, Counter[str]]: ...
 
     def figures(self) -> insights.InteractionFigures: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,7 +32,7 @@ from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
-from .pages import PageSpec, facet_row, site_pages
+from .pages import FACETS, PageSpec, facet_row, site_pages
 from .privacy import publish
 
 
@@ -120,20 +121,34 @@ class RowCache:
     contacts whose content changed are made again (`forget`)."""
 
     def __init__(self) -> None:
-        self.html: dict[tuple[str, str, str], Markup] = {}
+        self.html: dict[str, dict[tuple[str, str], Markup]] = {}  # id → (template, root)
         self.records: dict[str, dict[str, Any]] = {}
         self.json: dict[str, str] = {}
         self.csv: dict[str, str] = {}
         self.csv_columns: tuple[str, ...] = ()
         self.facets: dict[str, tuple[dict[str, Any], str]] = {}
+        # The facet values of the rows in `facets`, counted as rows come and go.
+        self.facet_counts: dict[str, Counter[str]] = {name: Counter() for name, _ in FACETS}
         # The figures, with the interactions, build date and currency they were made from.
         self.figures: tuple[object, dt.date, str, InteractionFigures] | None = None
 
     def forget(self, ids: set[str]) -> None:
-        self.html = {k: v for k, v in self.html.items() if k[1] not in ids}
-        for table in (self.records, self.json, self.csv, self.facets):
+        for table in (self.html, self.records, self.json, self.csv):
             for cid in ids:
                 table.pop(cid, None)
+        self.drop_facet_rows(ids)
+
+    def add_facet_row(self, cid: str, row: tuple[dict[str, Any], str]) -> None:
+        self.facets[cid] = row
+        for name, counts in self.facet_counts.items():
+            counts.update(row[0][name])
+
+    def drop_facet_rows(self, ids: Iterable[str]) -> None:
+        for cid in ids:
+            row = self.facets.pop(cid, None)
+            if row is not None:
+                for name, counts in self.facet_counts.items():
+                    counts.subtract(row[0][name])
 
     def clear(self) -> None:
         self.html.clear()
@@ -141,6 +156,8 @@ class RowCache:
         self.json.clear()
         self.csv.clear()
         self.facets.clear()
+        for counts in self.facet_counts.values():
+            counts.clear()
         self.figures = None
 
 
@@ -184,9 +201,17 @@ class Renderer:
         found = self.cache.facets.get(contact.id)
         if found is None:
             row = facet_row(contact, self.derived)
-            found = self.cache.facets[contact.id] = (row, htmlsafe_json_dumps(row,
-                                                                              sort_keys=True))
+            found = (row, htmlsafe_json_dumps(row, sort_keys=True))
+            self.cache.add_facet_row(contact.id, found)
         return found
+
+    def facet_counts(self, everyone: list[Contact]) -> dict[str, Counter[str]]:
+        """How many of these contacts have each facet value; their rows are made first."""
+        for c in everyone:
+            self.facet_row(c)
+        if len(self.cache.facets) != len(everyone):  # rows of contacts no longer there
+            self.cache.drop_facet_rows(set(self.cache.facets) - {c.id for c in everyone})
+        return self.cache.facet_counts
 
     def figures(self) -> InteractionFigures:
         d = self.derived
@@ -217,11 +242,13 @@ class Renderer:
 
     def row(self, template: str, contact: Contact, root: str) -> Markup:
         """One table row of a contact, made once per content and page depth."""
-        key = (template, contact.id, root)
-        found = self.cache.html.get(key)
+        mine = self.cache.html.get(contact.id)
+        if mine is None:
+            mine = self.cache.html[contact.id] = {}
+        found = mine.get((template, root))
         if found is None:
             html = self.env.get_template(template).render(**self.common, c=contact, root=root)
-            found = self.cache.html[key] = Markup(html)
+            found = mine[(template, root)] = Markup(html)
         return found
 
     def table_rows(self, template: str, contacts: Iterable[Contact], root: str) -> Markup:
