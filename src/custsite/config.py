@@ -12,6 +12,7 @@ from typing import Any
 from . import fields as f
 from .errors import Location, Problem
 from .fields import Field
+from .lifetime import UNIT_DAYS, LifetimeSettings
 from .model import INTERACTION_KINDS
 from .parse import YMap, read_document
 from .rules import (
@@ -82,6 +83,7 @@ class Config:
     paths: Paths = field(default_factory=Paths)
     stages: StageSettings = field(default_factory=StageSettings)
     rfm: RfmSettings = field(default_factory=RfmSettings)
+    lifetime: LifetimeSettings = field(default_factory=LifetimeSettings)
     segments: tuple[SegmentDef, ...] = ()
     sectors: tuple[str, ...] = ()
     custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -144,6 +146,14 @@ def _descending_days(node: Any, ctx: f.Context, key: str) -> Any:
     return values
 
 
+def _share(node: Any, ctx: f.Context, key: str) -> Any:
+    value = f.decimal(Decimal(0))(node, ctx, key)
+    if isinstance(value, Decimal) and value > 1:
+        return ctx.report(node.loc, "invalid-value",
+                          f"expected a share between 0 and 1, such as 0.5, found {value}")
+    return value
+
+
 def _edit_url(node: Any, ctx: f.Context, key: str) -> Any:
     value = f.url(node, ctx, key)
     if isinstance(value, str) and "{path}" not in value:
@@ -193,6 +203,15 @@ CONFIG_SCHEMA: dict[str, Field] = {
         "frequency": Field(_ascending(f.integer(1))),
         "monetary": Field(_ascending(f.decimal(Decimal(0)))),
     }, "rfm")),
+    "lifetime": Field(f.submapping({
+        "time_unit": Field(f.choice(tuple(UNIT_DAYS))),
+        "horizon_days": Field(_positive),
+        "clv_months": Field(_positive),
+        "discount_rate": Field(_share),
+        "min_buyers": Field(f.integer(1)),
+        "min_repeat_buyers": Field(f.integer(1)),
+        "at_risk_below": Field(_share),
+    }, "lifetime")),
     "segments": Field(f.mapping_of(f.submapping(SEGMENT_SCHEMA, "a segment"))),
     "sectors": Field(f.list_of(f.loose_text)),
     "custom_fields": Field(f.mapping_of(_custom_field)),
@@ -253,6 +272,7 @@ def load_config(root: Path, problems: list[Problem]) -> Config:
             frequency=rfm.get("frequency", default_rfm.frequency),
             monetary=rfm.get("monetary", default_rfm.monetary),
         ),
+        lifetime=_lifetime(v.get("lifetime", {})),
         sectors=tuple(v.get("sectors", ())),
         custom_fields=v.get("custom_fields", {}),
         hide=frozenset(v.get("privacy", {}).get("hide", ())),
@@ -272,6 +292,19 @@ def load_config(root: Path, problems: list[Problem]) -> Config:
             segments.append(SegmentDef(seg_id, spec.get("title") or seg_id.replace("-", " ")
                                        .capitalize(), spec.get("description", ""), rule, loc))
     return replace(config, segments=tuple(segments))
+
+
+def _lifetime(v: dict[str, Any]) -> LifetimeSettings:
+    d = LifetimeSettings()
+    return LifetimeSettings(
+        time_unit=v.get("time_unit", d.time_unit),
+        horizon_days=v.get("horizon_days", d.horizon_days),
+        clv_months=v.get("clv_months", d.clv_months),
+        discount_rate=float(v.get("discount_rate", d.discount_rate)),
+        min_buyers=v.get("min_buyers", d.min_buyers),
+        min_repeat_buyers=v.get("min_repeat_buyers", d.min_repeat_buyers),
+        at_risk_below=float(v.get("at_risk_below", d.at_risk_below)),
+    )
 
 
 def _key_loc(node: object, key: str) -> Location | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from .config import Config
 from .errors import Problem, problem
 from .gitinfo import Change
+from .lifetime import UNIT_DAYS, Estimate, History, LifetimeModel, estimate, fit, history
 from .model import (
     DIRECTED_KINDS,
     STAGE_ORDER,
@@ -71,6 +72,7 @@ class Contact:
     personas: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()
     lapses_on: dt.date | None = None
+    lifetime: Estimate | None = None  # what the BG/NBD and Gamma-Gamma models say
 
     @property  # not a cached_property: an attribute set later unshares the instance dicts
     def id(self) -> str:
@@ -113,6 +115,10 @@ class Contact:
             values.update({"location.city": c.location.city,
                            "location.region": c.location.region,
                            "location.country": c.location.country})
+        if self.lifetime:
+            values.update({"p_alive": self.lifetime.p_alive,
+                           "expected_purchases": self.lifetime.expected_purchases,
+                           "clv": self.lifetime.clv})
         if self.rfm:
             values.update({"rfm.segment": self.rfm.segment, "rfm.r": self.rfm.r,
                            "rfm.f": self.rfm.f, "rfm.m": self.rfm.m})
@@ -156,6 +162,7 @@ class Derived:
     rfm_method: str
     problems: tuple[Problem, ...]
     changes: dict[str, Change] = field(default_factory=dict)  # file → last commit (gitinfo)
+    lifetime: LifetimeModel | None = None
 
     @property
     def config(self) -> Config:
@@ -361,6 +368,9 @@ class DeriveMemo:
         field(default_factory=dict)
     matched: dict[str, tuple[Contact, Rfm | None, Contact]] = field(default_factory=dict)
     final: dict[str, tuple[Contact, Contact]] = field(default_factory=dict)
+    histories: dict[str, tuple[Contact, History | None]] = field(default_factory=dict)
+    lifetime: tuple[list[History], LifetimeModel, dict[str, Estimate]] | None = None
+    estimated: dict[str, tuple[Contact, Estimate | None, Contact]] = field(default_factory=dict)
     rfm_inputs: list[tuple[str, dt.date, int, Decimal, str]] = field(default_factory=list)
     rfm: tuple[dict[str, Rfm], str] | None = None
 
@@ -378,13 +388,53 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
-def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None) -> Derived:
-    """Compute the whole portfolio at `as_of`."""
+def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, memo: DeriveMemo,
+                    fits: MutableMapping[str, str] | None) -> tuple[list[Contact],
+                                                                    LifetimeModel]:
+    """The buyers' histories, the models fitted on them (again only when a history changed)
+    and each buyer's estimates."""
+    settings = config.lifetime
+    unit = UNIT_DAYS[settings.time_unit]
+    histories: dict[str, tuple[Contact, History | None]] = {}
+    for c in contacts:
+        before = memo.histories.get(c.customer.id)
+        if before is not None and before[0] is c:
+            histories[c.customer.id] = before
+        else:
+            histories[c.customer.id] = (c, history(c.purchases, as_of, unit, c.currency))
+    memo.histories = histories
+    buyers = {cid: h for cid, (_, h) in histories.items() if h is not None}
+    inputs = list(buyers.values())
+    if memo.lifetime is None or memo.lifetime[0] != inputs:
+        model = fit(inputs, settings, config.currency, fits)
+        found = estimate(model, inputs, config.currency)
+        memo.lifetime = (inputs, model, dict(zip(buyers, found, strict=False)))
+    _, model, estimates = memo.lifetime
+    estimated: dict[str, tuple[Contact, Estimate | None, Contact]] = {}
+    out = []
+    for c in contacts:
+        cid = c.customer.id
+        mine = estimates.get(cid)
+        before_est = memo.estimated.get(cid)
+        if before_est is not None and before_est[0] is c and before_est[1] == mine:
+            done = before_est[2]
+        else:
+            done = replace(c, lifetime=mine) if mine is not None else c
+        estimated[cid] = (c, mine, done)
+        out.append(done)
+    memo.estimated = estimated
+    return out, model
+
+
+def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None, *,
+           fits: MutableMapping[str, str] | None = None) -> Derived:
+    """Compute the whole portfolio at `as_of`; `fits` keeps the lifetime models fitted before
+    (see lifetime.fit)."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
         memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
-        memo.rfm = None
+        memo.rfm, memo.lifetime, memo.histories, memo.estimated = None, None, {}, {}
     by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
@@ -406,6 +456,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
         base_memo[cid] = (customer, mine, refs, contact)
         contacts.append(contact)
     memo.base = base_memo
+    contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
     # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
     rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue, c.currency)
                   for c in contacts if c.purchases]
@@ -466,7 +517,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None)
             matching[pid].append(cid)
     matches = {pid: tuple(ids) for pid, ids in matching.items()}
     return Derived(portfolio, as_of, contact_map, accounts, matches, segments, method,
-                   tuple(problems))
+                   tuple(problems), lifetime=lifetime_model)
 
 
 def _open_deal(contact: Contact) -> bool:

@@ -58,6 +58,7 @@ BASE_COMPUTED: dict[str, FieldType] = {
     "last_interaction": DATE, "interactions": INT, "relationship": _choice(RELATIONSHIPS),
     "b2b": BOOL, "born_again": BOOL, "advocate": BOOL, "referrals": INT,
     "rfm.segment": _choice(RFM_SEGMENTS), "rfm.r": INT, "rfm.f": INT, "rfm.m": INT,
+    "p_alive": NUMBER, "expected_purchases": NUMBER, "clv": NUMBER,
 }
 # Depend on persona matches (suspects fit a persona), so persona rules may not use them.
 PERSONA_DEPENDENT: dict[str, FieldType] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from .data import json_default
@@ -23,6 +24,24 @@ def stats_data(derived: Derived) -> dict[str, Any]:
         "revenue": revenue_by_currency(derived),
         "segments": {s.id: {"title": s.title, "builtin": s.builtin, "size": len(s.members)}
                      for s in derived.segments.values()},
+        "lifetime": lifetime_data(derived),
+    }
+
+
+def lifetime_data(derived: Derived) -> dict[str, Any]:
+    """The lifetime models: fitted parameters, or why there are none."""
+    model = derived.lifetime
+    if model is None:
+        return {"fitted": False, "reason": "not computed"}
+    s = model.settings
+    return {
+        "fitted": model.fitted, "reason": model.reason or None, "buyers": model.buyers,
+        "repeat_buyers": model.repeat_buyers, "time_unit": s.time_unit,
+        "horizon_days": s.horizon_days, "clv_months": s.clv_months,
+        "discount_rate": s.discount_rate,
+        "bgnbd": asdict(model.bgnbd) if model.bgnbd else None,
+        "spend": asdict(model.spend) if model.spend else None,
+        "spend_buyers": model.spend_buyers,
     }
 
 
@@ -47,4 +66,22 @@ def stats_text(derived: Derived) -> str:
         rows = [s for s in data["segments"].values() if s["builtin"] == builtin]
         lines.append(heading)
         lines += [f"  {s['title']:<{width}}{s['size']:>7}" for s in rows] or ["  none"]
+    lines += ["", *_lifetime_text(data["lifetime"])]
     return "\n".join(lines)
+
+
+def _lifetime_text(model: dict[str, Any]) -> list[str]:
+    if not model["fitted"]:
+        return [f"lifetime model: not fitted: {model['reason']}; stages stay rule-based"]
+    m = model["bgnbd"]
+    lines = [f"lifetime model: fitted on {model['buyers']} buyers "
+             f"({model['repeat_buyers']} repeat buyers), time unit {model['time_unit']}",
+             f"  BG/NBD      r={m['r']:.4f} alpha={m['alpha']:.4f} a={m['a']:.4f} "
+             f"b={m['b']:.4f} log-likelihood={m['log_likelihood']:.1f}"]
+    g = model["spend"]
+    if g:
+        lines.append(f"  Gamma-Gamma p={g['p']:.4f} q={g['q']:.4f} gamma={g['gamma']:.4f} "
+                     f"({model['spend_buyers']} repeat buyers)")
+    if model["reason"]:
+        lines.append(f"  {model['reason']}")
+    return lines

@@ -1,0 +1,188 @@
+"""Probability alive, expected purchases and lifetime value (BG/NBD and Gamma-Gamma).
+
+The CDNOW sample (tests/fixtures/cdnow) turned into custsite records must give the estimates
+published by Fader, Hardie & Lee (2005) at the end of their 39-week calibration period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from custsite import lifetime
+from custsite.build import CheckResult, check
+from custsite.lifetime import History, LifetimeSettings
+from custsite.model import Interaction
+
+from .conftest import ScratchFactory, run
+
+CDNOW = Path(__file__).parent / "fixtures" / "cdnow" / "CDNOW_sample.txt"
+CALIBRATION_END = dt.date(1997, 9, 30)
+CONFIG = """\
+title: CDNOW sample
+currency: USD
+as_of: 1997-09-30
+segments:
+  likely-to-churn:
+    title: Likely to churn
+    where:
+      p_alive: {lt: 0.3}
+      stage: repeat
+"""
+
+
+def write_cdnow(root: Path) -> None:
+    """One contact per CDNOW customer, one interactions file each with all its purchases
+    (those after the calibration end are in the records too: the build date ignores them)."""
+    purchases: dict[str, list[str]] = defaultdict(list)
+    for line in CDNOW.read_text().splitlines():
+        _, sample_id, day, cds, amount = line.split()
+        date = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        purchases[sample_id].append(f"- {{customer: c-{sample_id}, date: {date}, "
+                                    f"kind: purchase, amount: {amount}, quantity: {cds}}}")
+    customers, interactions = root / "records/customers", root / "records/interactions"
+    customers.mkdir(parents=True)
+    interactions.mkdir(parents=True)
+    (root / "custsite.yaml").write_text(CONFIG)
+    for sample_id, items in purchases.items():
+        (customers / f"c-{sample_id}.yaml").write_text(f"name: CDNOW customer {sample_id}\n")
+        (interactions / f"c-{sample_id}.yaml").write_text("\n".join(items) + "\n")
+
+
+@pytest.fixture(scope="module")
+def cdnow_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cdnow")
+    write_cdnow(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cdnow(cdnow_root: Path) -> CheckResult:
+    return check(cdnow_root)
+
+
+def test_cdnow_reproduces_the_published_bgnbd_estimates(cdnow: CheckResult) -> None:
+    model = cdnow.derived.lifetime
+    assert model is not None and model.bgnbd is not None, model
+    assert (model.buyers, model.repeat_buyers) == (2357, 946)
+    m = model.bgnbd
+    assert (round(m.r, 3), round(m.alpha, 3), round(m.a, 3), round(m.b, 3)) == \
+        (0.243, 4.414, 0.793, 2.426)
+    assert round(m.log_likelihood, 1) == -9582.4
+
+
+def test_cdnow_reproduces_the_published_gamma_gamma_estimates(cdnow: CheckResult) -> None:
+    model = cdnow.derived.lifetime
+    assert model is not None and model.spend is not None, model
+    assert model.spend_buyers == 946
+    for fitted, published in ((model.spend.p, 6.25), (model.spend.q, 3.74),
+                              (model.spend.gamma, 15.44)):
+        assert abs(fitted - published) / published < 0.005, (fitted, published)
+
+
+def test_cdnow_buyer_estimates(cdnow: CheckResult) -> None:
+    contacts = cdnow.derived.contacts
+    # Customer 0001 bought on 1997-01-01, 01-18 and 08-02 before the calibration end.
+    first = contacts["c-0001"].lifetime
+    assert first is not None
+    assert (first.history.x, round(first.history.t_x, 2), round(first.history.T, 2)) == \
+        (2, 30.43, 38.86)
+    assert first.history.mean_spend == pytest.approx(22.345)
+    assert 0.6 < first.p_alive < 0.8
+    assert first.clv is not None and first.clv > 0
+    # A single purchase: alive for sure by the model's assumptions (no repeat, no dropout).
+    single = next(c.lifetime for c in contacts.values()
+                  if c.lifetime and c.lifetime.history.x == 0)
+    assert single is not None and single.p_alive == 1.0
+    # A repeat buyer silent for a long time is less likely alive than a recent one.
+    silent = [c.lifetime for c in contacts.values() if c.lifetime and c.lifetime.history.x >= 2]
+    assert silent
+    oldest = max(silent, key=lambda e: e.history.T - e.history.t_x)
+    newest = min(silent, key=lambda e: e.history.T - e.history.t_x)
+    assert oldest.p_alive < newest.p_alive
+
+
+def test_rules_read_p_alive(cdnow: CheckResult) -> None:
+    churn = cdnow.derived.segments["likely-to-churn"]
+    expected = sorted(cid for cid, c in cdnow.derived.contacts.items()
+                      if c.stage == "repeat" and c.lifetime and c.lifetime.p_alive < 0.3)
+    assert expected and sorted(churn.members) == expected
+
+
+def test_same_day_purchases_are_one_occasion() -> None:
+    def purchase(n: int, day: str, amount: str) -> Interaction:
+        return Interaction(id=f"i{n}", path="x.yaml", customers=("c",),
+                           date=dt.date.fromisoformat(day), kind="purchase",
+                           amount=Decimal(amount))
+
+    found = lifetime.history([purchase(1, "2026-01-01", "10"), purchase(2, "2026-01-15", "5"),
+                              purchase(3, "2026-01-15", "7"), purchase(4, "2026-01-29", "20"),
+                              purchase(5, "2026-09-01", "99")],
+                             dt.date(2026, 2, 12), 7.0, "EUR")
+    assert found == History(2, 4.0, 6.0, 16.0, "EUR")  # (12 + 20) / 2, 28 and 42 days
+
+
+def test_too_few_buyers_say_so_and_fall_back(checked: object) -> None:
+    assert callable(checked)
+    result = checked({
+        "records/customers/ann.yaml": "name: Ann\n",
+        "records/interactions/ann.yaml":
+            "- {customer: ann, date: 2026-01-10, kind: purchase, amount: 100}\n"
+            "- {customer: ann, date: 2026-03-10, kind: purchase, amount: 80}\n",
+    })
+    model = result.derived.lifetime
+    assert model is not None and not model.fitted
+    assert "1 buyers, 1 of them repeat buyers" in model.reason
+    assert "at least 50 and 20" in model.reason
+    ann = result.derived.contacts["ann"]
+    assert ann.lifetime is None and ann.stage == "repeat"  # the rule-based stage still stands
+    assert "p_alive" not in ann.values()
+
+
+def test_a_fit_is_kept_with_the_histories_it_was_made_from(
+        cdnow: CheckResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    histories = [c.lifetime.history for c in cdnow.derived.contacts.values() if c.lifetime]
+    settings = LifetimeSettings()
+    cache: dict[str, str] = {}
+    first = lifetime.fit(histories, settings, "USD", cache)
+    assert first.fitted and len(cache) == 1
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(lifetime, "fit_bgnbd", refuse)
+    monkeypatch.setattr(lifetime, "fit_gamma_gamma", refuse)
+    assert lifetime.fit(histories, settings, "USD", cache) == first
+    changed = [*histories[:-1], History(5, 9.0, 12.0, 30.0, "USD")]
+    with pytest.raises(AssertionError, match="fitted again"):
+        lifetime.fit(changed, settings, "USD", cache)
+    # A cache of another model version is not trusted.
+    monkeypatch.setattr(lifetime, "MODEL_VERSION", lifetime.MODEL_VERSION + 1)
+    with pytest.raises(AssertionError, match="fitted again"):
+        lifetime.fit(histories, settings, "USD", cache)
+
+
+def test_lifetime_settings_are_validated(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({
+        "custsite.yaml": "lifetime:\n  time_unit: fortnights\n  at_risk_below: 1.5\n",
+        "records/customers/ann.yaml": "name: Ann\n",
+    })
+    result = run("validate", root=root)
+    assert result.exit_code == 1
+    assert "custsite.yaml:2:14: error:" in result.output and "fortnights" in result.output
+    assert "custsite.yaml:3:18: error: expected a share between 0 and 1" in result.output
+
+
+def test_stats_report_the_model(cdnow_root: Path) -> None:
+    result = run("stats", "--format", "json", root=cdnow_root)
+    assert result.exit_code == 0, result.output
+    model = json.loads(result.output)["lifetime"]
+    assert model["fitted"] is True and model["buyers"] == 2357
+    assert round(model["bgnbd"]["r"], 3) == 0.243
+    text = run("stats", root=cdnow_root).output
+    assert "lifetime model: fitted on 2357 buyers (946 repeat buyers)" in text
