@@ -137,8 +137,8 @@ def test_too_few_buyers_say_so_and_fall_back(checked: object) -> None:
     })
     model = result.derived.lifetime
     assert model is not None and not model.fitted
-    assert "1 buyers, 1 of them repeat buyers" in model.reason
-    assert "at least 50 and 20" in model.reason
+    assert model.reason.startswith("1 buyer, 1 of them bought more than once: the model "
+                                   "needs at least 50 buyers and 20 repeat buyers")
     ann = result.derived.contacts["ann"]
     assert ann.lifetime is None and ann.stage == "repeat"  # the rule-based stage still stands
     assert "p_alive" not in ann.values()
@@ -186,3 +186,70 @@ def test_stats_report_the_model(cdnow_root: Path) -> None:
     assert round(model["bgnbd"]["r"], 3) == 0.243
     text = run("stats", root=cdnow_root).output
     assert "lifetime model: fitted on 2357 buyers (946 repeat buyers)" in text
+
+
+@pytest.fixture(scope="module")
+def cdnow_site(cdnow_root: Path) -> Path:
+    result = run("build", root=cdnow_root)
+    assert result.exit_code == 0, result.output
+    return cdnow_root / "site"
+
+
+def test_pages_show_and_explain_the_figures(cdnow_site: Path) -> None:
+    page = (cdnow_site / "customers/c-0001/index.html").read_text()
+    assert "Bought 3 times in 39 weeks, last 8 weeks ago: 73% likely still active" in page
+    assert "<dt>Still active</dt><dd>73% likely</dd>" in page
+    assert "<dt>Lifetime value</dt><dd>36.73 USD over 12 months</dd>" in page
+    model = (cdnow_site / "model/index.html").read_text()
+    assert "Fitted on 2357 buyers" in model and ">0.2426<" in model and ">4.4136<" in model
+    assert ">6.2496<" in model and "946 repeat buyers in USD" in model
+    twin = json.loads((cdnow_site / "model/index.json").read_text())
+    assert round(twin["bgnbd"]["b"], 3) == 2.426 and twin["spend_buyers"] == 946
+    dashboard = (cdnow_site / "index.html").read_text()
+    risk = dashboard.split('id="risk-h"')[1].split("</section>")[0]
+    assert risk.count("<li>") == 10 and "likely active" in risk
+    table = (cdnow_site / "customers/index.html").read_text()
+    assert '<td class="num" data-sort="0.7266">73%</td>' in table
+
+
+def test_exports_carry_the_figures(cdnow_root: Path, cdnow_site: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    header, first = (cdnow_site / "data/customers.csv").read_text().splitlines()[:2]
+    columns = header.split(",")
+    assert first.split(",")[columns.index("p_alive")] == "0.7266"
+    assert first.split(",")[columns.index("clv")] == "36.73"
+    db_path = tmp_path / "cdnow.sqlite"
+    assert run("export", "--format", "sqlite", "-o", str(db_path), root=cdnow_root).exit_code == 0
+    db = sqlite3.connect(db_path)
+    try:
+        row = db.execute("SELECT p_alive, expected_purchases, clv, typeof(p_alive) FROM contacts "
+                         "WHERE id = 'c-0001'").fetchone()
+    finally:
+        db.close()
+    assert row[0] == 0.7266 and row[2] == 36.73 and row[3] == "real"
+
+
+def test_builds_keep_fits_in_the_cache_folder(cdnow_root: Path, cdnow_site: Path,
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from custsite.build import build
+
+    store = cdnow_root / ".custsite-cache/lifetime-fits.json"
+    assert store.is_file()  # written by the site fixture's build
+    real_fit = lifetime.fit_bgnbd
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(lifetime, "fit_bgnbd", refuse)
+    build(cdnow_root, output=tmp_path / "again")
+    assert (tmp_path / "again/model/index.json").read_bytes() == \
+        (cdnow_site / "model/index.json").read_bytes()
+    # A damaged cache is ignored: the build fits again and repairs it.
+    store.write_text("{not json")
+    monkeypatch.setattr(lifetime, "fit_bgnbd", real_fit)
+    build(cdnow_root, output=tmp_path / "repaired")
+    assert (tmp_path / "repaired/model/index.json").read_bytes() == \
+        (cdnow_site / "model/index.json").read_bytes()
+    assert len(json.loads(store.read_text())) == 1

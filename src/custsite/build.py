@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .cache import fit_store
 from .config import Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
@@ -61,19 +62,24 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def check(root: Path, *, as_of: dt.date | None = None) -> CheckResult:
-    """Load, validate and derive the portfolio under `root`; every problem, sorted."""
+def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False) -> CheckResult:
+    """Load, validate and derive the portfolio under `root`; every problem, sorted. With
+    `cache`, lifetime model fits are read from and kept in the cache folder (builds do;
+    `validate` writes nothing)."""
     with paused_gc():
-        return _check(root, as_of)
+        return _check(root, as_of, cache)
 
 
-def _check(root: Path, as_of: dt.date | None) -> CheckResult:
+def _check(root: Path, as_of: dt.date | None, cache: bool) -> CheckResult:
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
     portfolio = load_portfolio(config, problems)
     check_dates(portfolio, day, config.context(problems))
-    derived = derive(portfolio, day)
+    fits = fit_store(config) if cache else None
+    derived = derive(portfolio, day, fits=fits)
+    if fits is not None:
+        fits.save()
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
 
@@ -81,7 +87,7 @@ def _check(root: Path, as_of: dt.date | None) -> CheckResult:
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
           output: Path | None = None) -> BuildResult:
     """Validate, then write the site; on any error nothing is written."""
-    result = check(root, as_of=as_of)
+    result = check(root, as_of=as_of, cache=True)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
     with paused_gc():

@@ -81,6 +81,9 @@ def contact_record(c: Contact, hide: frozenset[str] = frozenset(),
         "rfm": c.rfm.code if c.rfm else None,
         "rfm_segment": c.rfm.segment if c.rfm else None,
         "personas": list(c.personas), "segments": list(c.segments),
+        "p_alive": c.lifetime.p_alive if c.lifetime else None,
+        "expected_purchases": c.lifetime.expected_purchases if c.lifetime else None,
+        "clv": c.lifetime.clv if c.lifetime else None,
     }
     if change is not None:
         row.update({"last_changed": change.date, "last_changed_by": change.author})

@@ -79,7 +79,8 @@ CREATE TABLE contacts (
   relationship TEXT NOT NULL, b2b INTEGER NOT NULL, born_again INTEGER NOT NULL,
   advocate INTEGER NOT NULL, purchases INTEGER NOT NULL, revenue REAL NOT NULL,
   currency TEXT NOT NULL, first_purchase TEXT, last_purchase TEXT, last_interaction TEXT,
-  rfm TEXT, rfm_segment TEXT, last_changed TEXT, last_changed_by TEXT
+  rfm TEXT, rfm_segment TEXT, p_alive REAL, expected_purchases REAL, clv REAL,
+  last_changed TEXT, last_changed_by TEXT
 );
 CREATE TABLE interactions (
   id TEXT PRIMARY KEY, date TEXT NOT NULL, kind TEXT NOT NULL, direction TEXT, summary TEXT,

@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 
 from .build import paused_gc, record_changes
+from .cache import fit_store
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
@@ -160,7 +161,10 @@ class Session:
         check_dates(portfolio, day, config.context(problems))
         if full or self.derived is None:
             self.changes = record_changes(config)  # git history moves with commits, not saves
-        derived = replace(derive(portfolio, day, self.memo), changes=self.changes)
+        fits = fit_store(config) if full else None  # later fits stay in self.memo
+        derived = replace(derive(portfolio, day, self.memo, fits=fits), changes=self.changes)
+        if fits is not None:
+            fits.save()
         problems.extend(derived.problems)
         problems.sort(key=Problem.sort_key)
         errors = tuple(p for p in problems if p.severity is Severity.ERROR)

@@ -23,8 +23,9 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +110,10 @@ class LifetimeModel:
     @property
     def fitted(self) -> bool:
         return self.bgnbd is not None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def history(purchases: Sequence[Interaction], as_of: dt.date, unit_days: float,
@@ -229,9 +234,10 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
     repeat = sum(1 for h in histories if h.x > 0)
     if buyers < settings.min_buyers or repeat < settings.min_repeat_buyers:
         return LifetimeModel(settings, buyers, repeat, reason=(
-            f"{buyers} buyers, {repeat} of them repeat buyers: the model needs at least "
-            f"{settings.min_buyers} and {settings.min_repeat_buyers} (lifetime.min_buyers, "
-            "lifetime.min_repeat_buyers) for estimates worth showing"))
+            f"{_count(buyers, 'buyer')}, {repeat} of them bought more than once: the model "
+            f"needs at least {settings.min_buyers} buyers and {settings.min_repeat_buyers} "
+            "repeat buyers (lifetime.min_buyers, lifetime.min_repeat_buyers) for estimates "
+            "worth showing"))
     key = _cache_key(histories, settings, currency)
     if cache is not None and key in cache:
         return _from_json(cache[key], settings, buyers, repeat)
@@ -311,3 +317,19 @@ def estimate(model: LifetimeModel, histories: Sequence[History],
         out.append(Estimate(h, round(float(p_alive[n]), 4), round(float(expected[n]), 4),
                             value))
     return out
+
+
+def model_data(model: LifetimeModel | None) -> dict[str, Any]:
+    """The models as data (stats, the model page's JSON): parameters, or why there are none."""
+    if model is None:
+        return {"fitted": False, "reason": "not computed"}
+    s = model.settings
+    return {
+        "fitted": model.fitted, "reason": model.reason or None, "buyers": model.buyers,
+        "repeat_buyers": model.repeat_buyers, "time_unit": s.time_unit,
+        "horizon_days": s.horizon_days, "clv_months": s.clv_months,
+        "discount_rate": s.discount_rate,
+        "bgnbd": asdict(model.bgnbd) if model.bgnbd else None,
+        "spend": asdict(model.spend) if model.spend else None,
+        "spend_buyers": model.spend_buyers,
+    }

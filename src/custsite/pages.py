@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache, partial
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ from markupsafe import Markup
 from . import charts, insights
 from .data import JsonText, RecordsJson, json_array
 from .derive import Contact, Derived
+from .lifetime import model_data
 from .model import STAGES, Interaction
 
 RECENT_ACTIVITY = 200
@@ -160,6 +162,8 @@ def dashboard_context(derived: Derived, persona_stats: list[insights.PersonaStat
         "uncovered": insights.uncovered(derived),
         "recent": insights.recent_interactions(derived),
         "about_to_lapse_days": insights.ABOUT_TO_LAPSE_DAYS,
+        "lifetime": derived.lifetime,
+        "at_risk": insights.valuable_at_risk(derived),
     }
 
 
@@ -174,7 +178,23 @@ def _customers_context(derived: Derived, everyone: list[Contact],
 
 
 def _customer_context(contact: Contact, derived: Derived) -> dict[str, Any]:
-    return {"contact": contact, "rfm_lines": insights.rfm_explanation(contact, derived)}
+    return {"contact": contact, "rfm_lines": insights.rfm_explanation(contact, derived),
+            "lifetime": derived.lifetime,
+            "lifetime_line": insights.lifetime_explanation(contact, derived)}
+
+
+P_ALIVE_BANDS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.01))
+
+
+def _model_context(derived: Derived) -> dict[str, Any]:
+    """The fitted models, what their parameters mean, and what they say of the buyers."""
+    estimates = [c.lifetime for c in derived.contacts.values() if c.lifetime]
+    bands = [(lo, min(hi, 1.0), sum(1 for e in estimates if lo <= e.p_alive < hi))
+             for lo, hi in P_ALIVE_BANDS]
+    values = [e.clv for e in estimates if e.clv is not None]
+    return {"model": derived.lifetime, "bands": bands, "estimated": len(estimates),
+            "expected_total": sum(e.expected_purchases for e in estimates),
+            "clv_total": sum(values, Decimal(0)) if values else None}
 
 
 def _with_members(members: Callable[[], list[Contact]], **context: Any) -> dict[str, Any]:
@@ -289,6 +309,9 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
                        twin=partial(_members_twin, record, "stage", stage,
                                     partial(list, in_stage)),
                        deps=frozenset(c.id for c in in_stage))
+
+    yield PageSpec("model/index.html", "model.html", partial(_model_context, derived),
+                   twin=partial(model_data, derived.lifetime))
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
     yield PageSpec("activity/index.html", "activity.html", partial(dict, recent=recent),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 from .data import json_default
 from .derive import Derived
 from .insights import funnel_steps, revenue_by_currency, stage_counts
+from .lifetime import model_data
 from .render import money
 
 
@@ -24,24 +24,7 @@ def stats_data(derived: Derived) -> dict[str, Any]:
         "revenue": revenue_by_currency(derived),
         "segments": {s.id: {"title": s.title, "builtin": s.builtin, "size": len(s.members)}
                      for s in derived.segments.values()},
-        "lifetime": lifetime_data(derived),
-    }
-
-
-def lifetime_data(derived: Derived) -> dict[str, Any]:
-    """The lifetime models: fitted parameters, or why there are none."""
-    model = derived.lifetime
-    if model is None:
-        return {"fitted": False, "reason": "not computed"}
-    s = model.settings
-    return {
-        "fitted": model.fitted, "reason": model.reason or None, "buyers": model.buyers,
-        "repeat_buyers": model.repeat_buyers, "time_unit": s.time_unit,
-        "horizon_days": s.horizon_days, "clv_months": s.clv_months,
-        "discount_rate": s.discount_rate,
-        "bgnbd": asdict(model.bgnbd) if model.bgnbd else None,
-        "spend": asdict(model.spend) if model.spend else None,
-        "spend_buyers": model.spend_buyers,
+        "lifetime": model_data(derived.lifetime),
     }
 
 
