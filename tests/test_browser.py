@@ -4,6 +4,7 @@ no request to any other host. Screenshots are kept in test-artifacts/screenshots
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -43,16 +44,36 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def server(site: Path) -> Iterator[str]:
-    """The site served over HTTP under a sub-path: /portfolio/site/."""
-    handler = functools.partial(_QuietHandler, directory=str(site.parent.parent))
+@contextlib.contextmanager
+def _served(folder: Path) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/portfolio/site/"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(site: Path) -> Iterator[str]:
+    """The site served over HTTP under a sub-path: /portfolio/site/."""
+    with _served(site.parent.parent) as url:
+        yield url + "portfolio/site/"
+
+
+@pytest.fixture(scope="module")
+def fitted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The CDNOW sample's site: enough buyers for the lifetime model."""
+    from .test_lifetime import write_cdnow
+
+    root = tmp_path_factory.mktemp("cdnow-browser")
+    write_cdnow(root)
+    build(root)
+    with _served(root / "site") as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -212,24 +233,35 @@ PAGE_TYPES = ["index.html", "customers/index.html", "customers/marcus-bell/index
               "organizations/index.html", "organizations/lakeshore-properties/index.html",
               "personas/index.html", "personas/homeowner-hannah/index.html",
               "segments/index.html", "segments/illinois-homeowners/index.html",
-              "stages/index.html", "stages/lapsed/index.html", "activity/index.html", "404.html"]
+              "stages/index.html", "stages/lapsed/index.html", "model/index.html",
+              "activity/index.html", "404.html"]
 
 
-@pytest.mark.parametrize("path", PAGE_TYPES)
-def test_accessibility_axe(path: str, server: str, open_page: object) -> None:
+def _assert_accessible(url: str, open_page: object) -> None:
     # Over HTTP: axe-core reads stylesheets with XMLHttpRequest, which file:// refuses.
     _require(AXE.exists(), "axe-core is not installed (npm ci --prefix tests/browser)")
     for scheme in ("light", "dark"):
         w = open_page()  # type: ignore[operator]
         page = w.page
         page.emulate_media(color_scheme=scheme)
-        page.goto(server + path)
+        page.goto(url)
         page.add_script_tag(path=str(AXE))
         result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
         bad = [f"{v['id']} ({v['impact']}): {v['help']} — "
                + "; ".join(n["target"][0] for n in v["nodes"][:3])
                for v in result["violations"] if v["impact"] in ("serious", "critical")]
-        assert bad == [], f"{path} in {scheme} mode"
+        assert bad == [], f"{url} in {scheme} mode"
+
+
+@pytest.mark.parametrize("path", PAGE_TYPES)
+def test_accessibility_axe(path: str, server: str, open_page: object) -> None:
+    _assert_accessible(server + path, open_page)
+
+
+@pytest.mark.parametrize("path", ["model/index.html", "index.html", "customers/c-0001/index.html",
+                                  "customers/index.html"])
+def test_lifetime_pages_accessible(path: str, fitted_server: str, open_page: object) -> None:
+    _assert_accessible(fitted_server + path, open_page)
 
 
 @pytest.mark.parametrize("path", ["index.html", "customers/marcus-bell/index.html"])

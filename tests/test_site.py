@@ -60,7 +60,8 @@ def test_nothing_is_loaded_from_another_host(example_site: Path) -> None:
 def test_list_pages_have_json_twins(example_site: Path) -> None:
     lists = ["customers/index.html", "organizations/index.html", "personas/index.html",
              "segments/index.html", "segments/illinois-homeowners/index.html",
-             "stages/index.html", "stages/lapsed/index.html", "activity/index.html"]
+             "stages/index.html", "stages/lapsed/index.html", "activity/index.html",
+             "model/index.html"]
     for rel in lists:
         page = example_site / rel
         alternates = [a for tag, a in _tags(page)
