@@ -160,21 +160,32 @@ def _gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray,
             - (px + q) * np.log(gamma + m * x))
 
 
+LOG_BOUND = 12.0  # parameters stay within e^-12 .. e^12: a flat likelihood cannot run away
+# A gradient this small, relative to the log-likelihood (per unit of log-parameter), is flat.
+FLAT = 1e-4
+
+
 def _maximise(log_likelihood: Callable[[np.ndarray], np.ndarray],
               start: Sequence[float]) -> tuple[np.ndarray, float] | None:
-    """Maximum likelihood over positive parameters (optimised on their logarithms)."""
+    """Maximum likelihood over positive parameters, optimised on their logarithms with
+    L-BFGS-B. When buyers do not differ in a respect (every buyer stops with the same
+    probability, say), the likelihood has no peak but a flat ridge out to infinity: the
+    optimiser stops on it without claiming convergence, and a flat gradient there is
+    accepted, since every point of the ridge gives the same estimates."""
     from scipy import optimize
 
     def negative(log_params: np.ndarray) -> float:
         with np.errstate(all="ignore"):
             total = float(np.sum(log_likelihood(np.exp(log_params))))
-        return -total if math.isfinite(total) else math.inf
+        return -total if math.isfinite(total) else 1e300
 
     result = optimize.minimize(negative, np.log(np.asarray(start, dtype=float)),
-                               method="Nelder-Mead",
-                               options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20_000,
-                                        "maxfev": 40_000, "adaptive": True})
-    if not result.success or not math.isfinite(result.fun):
+                               method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
+                               options={"maxiter": 5_000, "ftol": 1e-15, "gtol": 1e-9})
+    if not math.isfinite(result.fun) or result.fun >= 1e300:
+        return None
+    if not result.success and \
+            float(np.max(np.abs(result.jac))) > FLAT * max(1.0, abs(float(result.fun))):
         return None
     return np.exp(result.x), -float(result.fun)
 
