@@ -253,3 +253,26 @@ def test_builds_keep_fits_in_the_cache_folder(cdnow_root: Path, cdnow_site: Path
     assert (tmp_path / "repaired/model/index.json").read_bytes() == \
         (cdnow_site / "model/index.json").read_bytes()
     assert len(json.loads(store.read_text())) == 1
+
+
+def test_buyers_who_all_stop_alike_still_get_estimates() -> None:
+    """When every buyer stops with the same probability, the likelihood has no peak but a
+    ridge out to infinity (a and b grow together): the fit stops on it, and its mean dropout
+    is still the true one."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    histories = []
+    for _ in range(3000):
+        rate, age, times = rng.gamma(0.5, 1 / 4), rng.uniform(5, 52), [0.0]
+        while (nxt := times[-1] + rng.exponential(1 / rate)) <= age:
+            times.append(nxt)
+            if rng.random() < 0.3:  # the same dropout for everyone
+                break
+        histories.append(History(len(times) - 1, times[-1], age, None, "EUR"))
+    model = lifetime.fit(histories, LifetimeSettings(), "EUR")
+    assert model.bgnbd is not None, model.reason
+    a, b = model.bgnbd.a, model.bgnbd.b
+    assert a + b > 50 and abs(a / (a + b) - 0.3) < 0.05
+    assert all(0 <= e.p_alive <= 1 and e.expected_purchases >= 0
+               for e in lifetime.estimate(model, histories, "EUR"))
