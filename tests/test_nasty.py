@@ -21,7 +21,9 @@ EXPECTED = {
     "con.yaml": ("invalid-id", 1),
     "Ann.yaml": ("invalid-id", 1),
     "nul-byte.yaml": ("file-unreadable", 1),
+    ".hidden.yaml": ("hidden-file", 1),  # a warning: not read, and said so
 }
+WARNINGS = {".hidden.yaml"}
 
 
 def test_every_nasty_file_has_an_expectation() -> None:
@@ -42,10 +44,24 @@ def test_nasty_file(name: str, scratch_portfolio: ScratchFactory) -> None:
     if code is None:
         assert problems == [] and result.exit_code == 0
         return
-    assert result.exit_code == 1
+    assert result.exit_code == (0 if name in WARNINGS else 1)
     assert problems[0]["code"] == code, problems
     if line is not None:
         assert problems[0]["line"] == line, problems
+
+
+def test_hidden_records_are_reported_not_read(scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({"records/customers/ann.yaml": "name: Ann\n",
+                              "records/customers/.bob.yaml": "name: Bob\n",
+                              "records/interactions/.old/x.yaml": "customer: bob\n",
+                              "records/customers/.#ann.yaml": "emacs lock\n"})
+    result = run("validate", root=root)
+    assert result.exit_code == 0
+    assert "records/customers/.bob.yaml:1:1: warning: '.bob.yaml' starts with a dot: hidden " \
+           "files are not read, so this record is not in the portfolio; rename it to " \
+           "'bob.yaml' or delete it [hidden-file]" in result.output
+    assert ".#ann" not in result.output and ".old" not in result.output
+    assert run("validate", "--strict", root=root).exit_code == 1
 
 
 def test_huge_file_is_refused_without_reading_it(scratch_portfolio: ScratchFactory) -> None:

@@ -111,6 +111,9 @@ CASES = [
     Case("unsafe-path", "unsafe-path",
          {"personas/p.md": "---\nname: P\nphoto: ../../etc/passwd\n---\n"},
          ("personas/p.md", 3, 8), "must be a path inside the personas folder"),
+    Case("hidden-file", "hidden-file", {CUST + ".x.yaml": "name: X\n"},
+         (CUST + ".x.yaml", 1, 1), "hidden files are not read, so this record is not in the "
+                                   "portfolio; rename it to 'x.yaml'"),
     Case("status-mismatch", "status-mismatch", {CUST + "x.yaml": "name: X\nstatus: customer\n"},
          (CUST + "x.yaml", 2, 9), "declared status 'customer' but the records say 'lead'"),
     Case("future-interaction", "future-interaction",

@@ -384,6 +384,10 @@ def test_incremental_problems_equal_a_fresh_check(scratch_portfolio: ScratchFact
             (interactions / "bad.yaml").unlink()]),
         (["records/customers/cid.yaml"], lambda: (root / "records/customers/cid.yaml")
          .write_text("name: Cid Ray\n")),
+        (["records/customers/.dee.yaml"], lambda: (root / "records/customers/.dee.yaml")
+         .write_text("name: Dee\n")),
+        (["records/customers/.dee.yaml"], lambda: (root / "records/customers/.dee.yaml")
+         .unlink()),
         (["records/interactions/old"],
          lambda: [p.unlink() for p in (interactions / "old/q1").iterdir()]),
     ]

@@ -99,6 +99,9 @@ RULES: dict[str, Rule] = {
              "The site would show a broken image."),
         R("unsafe-path", E, "a path that leaves the portfolio (`../`, absolute)",
              "Records must never make the build read or write outside the portfolio."),
+        R("hidden-file", W, "a record file whose name starts with a dot, which is not read",
+             "Hidden files are tools' files; a record named like one would silently be missing "
+             "from the site."),
         R("status-mismatch", W, "a declared `status` that differs from the computed stage",
              "Stages are computed from interactions; a stale hand-written status misleads "
              "readers."),

@@ -37,7 +37,7 @@ from .config import CONFIG_FILE, Paths, load_config
 from .errors import CustsiteError
 from .incremental import BuildReport, Session, SiteSnapshot
 from .report import format_text
-from .sources import _skipped
+from .sources import _skipped, ignored
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class _Watcher(FileSystemEventHandler):
         if rel == CONFIG_FILE:
             return rel
         parts = rel.split("/")
-        if any(_skipped(p) for p in parts):
+        if any(_skipped(p) for p in parts[:-1]) or ignored(parts[-1]):
             return None
         paths = self.server.paths
         if rel == paths.output or rel.startswith((paths.output + "/", paths.cache + "/")):

@@ -32,6 +32,26 @@ def _skipped(name: str) -> bool:
     return name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".swx", ".tmp"))
 
 
+def ignored(name: str) -> bool:
+    """Names the watcher and the walk pass over: editors' files, but not hidden records,
+    which are reported."""
+    return _skipped(name) and not _hidden_record(name)
+
+
+def _hidden_record(name: str) -> bool:
+    """A record file named as a hidden one (`.ann.yaml`): not read, but reported. Emacs' lock
+    links (`.#ann.yaml`) are editors' files like the others."""
+    return name.startswith(".") and not name.startswith(".#") and \
+        name.endswith(RECORD_SUFFIXES)
+
+
+def _hidden_problem(rel: str) -> Problem:
+    name = rel.rsplit("/", 1)[-1]
+    return problem(Location(rel, 1, 1), "hidden-file",
+                   f"'{name}' starts with a dot: hidden files are not read, so this record is "
+                   f"not in the portfolio; rename it to '{name.lstrip('.')}' or delete it")
+
+
 def _folders(config: Config) -> list[tuple[str, str, bool]]:
     """(kind, folder relative to the root, walked recursively) of each kind of record."""
     p = config.paths
@@ -105,13 +125,18 @@ def _look_at(kind: str, top: Path, folder: str, rel: str, recursive: bool, root:
              found: list[SourceFile], problems: list[Problem]) -> None:
     """Find what `_walk` would have found at `rel`, inside the record folder `folder`."""
     names = rel[len(folder) + 1:].split("/")
-    if any(_skipped(n) for n in names) or (len(names) > 1 and not recursive):
+    if any(_skipped(n) for n in names[:-1]) or (len(names) > 1 and not recursive):
         return
     for depth in range(1, len(names)):  # a linked folder is not walked, a missing one is gone
         parent = top / folder / "/".join(names[:depth])
         if parent.is_symlink() or not parent.is_dir():
             return
     path = top / rel
+    if _skipped(names[-1]):
+        if _hidden_record(names[-1]) and os.path.lexists(path) and \
+                (path.is_symlink() or not path.is_dir()):  # as _walk sees it
+            problems.append(_hidden_problem(rel))
+        return
     if path.is_symlink() and not path.resolve().is_relative_to(root):
         problems.append(problem(Location(rel), "unsafe-path",
                                 "this is a link to a place outside the portfolio; "
@@ -131,6 +156,8 @@ def _walk(kind: str, folder: Path, rel: str, recursive: bool, root: Path,
         return
     for entry in entries:
         if _skipped(entry.name):
+            if _hidden_record(entry.name) and not entry.is_dir(follow_symlinks=False):
+                problems.append(_hidden_problem(f"{rel}/{entry.name}"))
             continue
         entry_rel = f"{rel}/{entry.name}"
         if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
