@@ -134,7 +134,11 @@ class Session:
         cached = self.cache.get(rel)
         path = self.root / rel
         if cached is None:
-            return not path.exists() and not any(k.startswith(rel + "/") for k in self.cache)
+            # Gone, and it was neither read nor reported (a hidden record is only reported).
+            reported = self.sources is not None and any(
+                p.location.path == rel for p in self.sources.problems)
+            return not path.exists() and not reported and \
+                not any(k.startswith(rel + "/") for k in self.cache)
         return cached.signature == signature(path)
 
     def _rebuild(self, changed: list[str] | None) -> BuildReport:
