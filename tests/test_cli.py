@@ -209,6 +209,35 @@ def test_privacy_hide_reaches_no_file(scratch_portfolio: ScratchFactory) -> None
             assert b"612345678" not in data and b"ann@example.com" not in data, f
 
 
+def _written(folder: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file())
+
+
+def test_do_not_contact_details_reach_no_file(scratch_portfolio: ScratchFactory,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every byte of the site and of every export: the e-mail and phone of a contact who asked
+    not to be contacted are nowhere, those of the others are there."""
+    root = scratch_portfolio({
+        **GOOD,
+        "records/customers/zoe.yaml": "name: Zoe Quiet\nemail: zoe@example.com\n"
+                                      "phone: \"+33 6 98 76 54 32\"\ndo_not_contact: true\n",
+    })
+    out = tmp_path_factory.mktemp("exports")
+    assert run("build", "--as-of", "2026-06-01", root=root).exit_code == 0
+    for fmt, target in (("json", out / "x.json"), ("csv", out / "csv"),
+                        ("sqlite", out / "x.sqlite")):
+        assert run("export", "--format", fmt, "-o", str(target), "--as-of", "2026-06-01",
+                   root=root).exit_code == 0
+    for folder in (root / "site", out):
+        data = _written(folder)
+        assert b"zoe@example.com" not in data and b"698765432" not in data, folder
+        assert b"Zoe Quiet" in data and b"ann@example.com" in data, folder
+    # A team that keeps them visible says so.
+    (root / "custsite.yaml").write_text("privacy:\n  do_not_contact_hide: []\n")
+    assert run("build", "--as-of", "2026-06-01", root=root).exit_code == 0
+    assert b"zoe@example.com" in _written(root / "site")
+
+
 def test_template_override(scratch_portfolio: ScratchFactory) -> None:
     root = scratch_portfolio({
         **GOOD,

@@ -114,3 +114,42 @@ def test_no_command_modifies_a_record(tmp_path: Path) -> None:
                        check=False, capture_output=True)
     for path, data in records.items():
         assert path.read_bytes() == data, path
+
+
+def _read_only(folder: Path, on: bool) -> bool:
+    """Make a folder unwritable, for root too (the immutable attribute; root ignores modes);
+    False when this machine cannot."""
+    import os
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555 if on else 0o755)
+        return True
+    if shutil.which("chattr") is None:
+        return False
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(folder)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_read_only_output_folder_leaves_the_old_site(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    root = _portfolio(tmp_path)
+    out = tmp_path / "published" / "site"
+    command = [sys.executable, "-m", "custsite", "-C", str(root), "build", "-o", str(out)]
+    subprocess.run(command, check=True, capture_output=True)
+    before = digest(out)
+    for folder in (out.parent, out):  # no room for the new site beside it; or not in it
+        if not _read_only(folder, True):
+            if os.environ.get("CI"):
+                pytest.fail("cannot make a folder read-only here (chattr)")
+            pytest.skip("cannot make a folder read-only here (chattr)")
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        finally:
+            _read_only(folder, False)
+        assert done.returncode == 1, done.stderr
+        assert f"Error: cannot write the site into {out}: " in done.stderr
+        assert "Traceback" not in done.stderr
+        assert digest(out) == before

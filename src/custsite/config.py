@@ -28,6 +28,7 @@ from .segments import BUILTIN_IDS
 
 CONFIG_FILE = "custsite.yaml"
 CUSTOM_TYPES = ("text", "integer", "number", "date", "boolean", "choice", "list", "email", "url")
+DO_NOT_CONTACT_HIDE = frozenset({"email", "phone"})
 HIDEABLE = ("email", "phone", "civility", "age", "birth_date", "location", "owner", "notes",
             "fields", "source")
 
@@ -88,6 +89,12 @@ class Config:
     sectors: tuple[str, ...] = ()
     custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     hide: frozenset[str] = frozenset()
+    # Fields of the contacts who asked not to be contacted that never reach any output.
+    hide_do_not_contact: frozenset[str] = DO_NOT_CONTACT_HIDE
+
+    def hidden_for(self, do_not_contact: bool) -> frozenset[str]:
+        """The fields of a contact that no output may show."""
+        return self.hide | self.hide_do_not_contact if do_not_contact else self.hide
 
     def rule_paths(self) -> dict[str, FieldType]:
         """Every field path a segment rule may use."""
@@ -215,7 +222,9 @@ CONFIG_SCHEMA: dict[str, Field] = {
     "segments": Field(f.mapping_of(f.submapping(SEGMENT_SCHEMA, "a segment"))),
     "sectors": Field(f.list_of(f.loose_text)),
     "custom_fields": Field(f.mapping_of(_custom_field)),
-    "privacy": Field(f.submapping({"hide": Field(f.list_of(f.choice(HIDEABLE)))}, "privacy")),
+    "privacy": Field(f.submapping({"hide": Field(f.list_of(f.choice(HIDEABLE))),
+                                   "do_not_contact_hide": Field(f.list_of(f.choice(HIDEABLE)))},
+                                  "privacy")),
 }
 
 
@@ -276,6 +285,8 @@ def load_config(root: Path, problems: list[Problem]) -> Config:
         sectors=tuple(v.get("sectors", ())),
         custom_fields=v.get("custom_fields", {}),
         hide=frozenset(v.get("privacy", {}).get("hide", ())),
+        hide_do_not_contact=frozenset(v.get("privacy", {}).get(
+            "do_not_contact_hide", DO_NOT_CONTACT_HIDE)),
     )
     segments = []
     compiler = config.rule_compiler(config.context(problems))

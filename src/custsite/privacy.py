@@ -26,11 +26,15 @@ def public_customer(c: Customer, hide: frozenset[str]) -> Customer:
 
 
 def publish(derived: Derived) -> Derived:
-    """The derived portfolio with every hidden field removed from every contact."""
-    hide = derived.config.hide
-    if not hide:
+    """The derived portfolio with every hidden field removed from every contact: those of
+    `privacy.hide`, and for contacts who asked not to be contacted, those of
+    `privacy.do_not_contact_hide` too (their e-mail and phone by default)."""
+    config = derived.config
+    if not config.hide and not any(c.customer.do_not_contact
+                                   for c in derived.contacts.values()):
         return derived
-    contacts = {cid: replace(c, customer=public_customer(c.customer, hide))
+    contacts = {cid: replace(c, customer=public_customer(
+                    c.customer, config.hidden_for(c.customer.do_not_contact)))
                 for cid, c in derived.contacts.items()}
     customers = {cid: c.customer for cid, c in contacts.items()}
     portfolio = replace(derived.portfolio, customers=customers)
