@@ -334,6 +334,8 @@ XSS = [
     "<a href=\"javascript:window.__xss=7\">x</a>",
     "<iframe srcdoc='<script>parent.__xss=8</script>'>",
     "[x](javascript:window.__xss=9)", "<math><mtext><script>window.__xss=10</script>",
+    "[d](data:text/html,<script>parent.__xss=11</script>)",
+    "<object data=\"data:text/html,<script>parent.__xss=12</script>\"></object>",
 ]
 
 
@@ -362,7 +364,8 @@ def test_hostile_text_renders_inert(tmp_path: Path, open_page: object) -> None:
     build(root, output=root / "site")
     site = root / "site"
     pages = ["index.html", "customers/index.html", "customers/c0/index.html",
-             "customers/c4/index.html", "customers/c9/index.html", "personas/p/index.html",
+             "customers/c4/index.html", "customers/c9/index.html", "customers/c11/index.html",
+             "customers/c12/index.html", "personas/p/index.html",
              "segments/evil/index.html", "activity/index.html", "stages/customer/index.html"]
     for path in pages:
         w = open_page()  # type: ignore[operator]
