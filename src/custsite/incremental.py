@@ -24,7 +24,7 @@ from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
-from .pages import INTERACTIONS, PageSpec
+from .pages import INTERACTIONS, LIFETIME, PageSpec, customer_path
 from .render import Renderer, RowCache, environment
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
@@ -62,6 +62,8 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
     was, now = old.portfolio.interactions, new.portfolio.interactions
     if was is not now and was != now:
         keys.add(INTERACTIONS)
+    if old.lifetime is not new.lifetime:  # fitted again (derive keeps it while it can)
+        keys.add(LIFETIME)
     for cid in old.contacts.keys() | new.contacts.keys():
         if old.contacts.get(cid) != new.contacts.get(cid):
             keys.add(cid)
@@ -216,7 +218,10 @@ class Session:
         rendered: list[str] = []
         deps: dict[str, frozenset[str]] = {}
         everything = keys is None or "*" in keys
-        for spec in renderer.specs():
+        specs = renderer.specs(customers=everything)
+        if not everything:
+            specs.extend(self._customer_pages(renderer, keys or set(), old, files, deps))
+        for spec in specs:
             deps[spec.path] = spec.deps
             if everything or spec.path not in old or (keys and self._shows(spec, keys)):
                 for page in renderer.page(spec):
@@ -234,6 +239,23 @@ class Session:
         if files.keys() != old.keys():
             files = dict(sorted(files.items()))
         return files, rendered
+
+    def _customer_pages(self, renderer: Renderer, keys: set[str], old: dict[str, bytes],
+                        files: dict[str, bytes], deps: dict[str, frozenset[str]]
+                        ) -> list[PageSpec]:
+        """The pages of the customers that changed or show something that did; the others
+        are copied as they were, without making their page specs (a contact that did not
+        change shows the same records as before)."""
+        out = []
+        for cid, contact in renderer.derived.contacts.items():
+            path = customer_path(cid)
+            before = self.deps.get(path)
+            if before is None or path not in old or cid in keys or not keys.isdisjoint(before):
+                out.append(renderer.customer_page(contact))
+            else:
+                files[path] = old[path]
+                deps[path] = before
+        return out
 
     def _shows(self, spec: PageSpec, keys: set[str]) -> bool:
         """The page shows, or showed at the last build, something that changed."""

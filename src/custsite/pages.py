@@ -23,6 +23,7 @@ from .model import STAGES, Interaction
 
 RECENT_ACTIVITY = 200
 INTERACTIONS = "interactions"  # the dependency key of pages that list interactions
+LIFETIME = "lifetime"  # ... and of the page of the lifetime model
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 STAGE_DEFINITIONS = {
@@ -48,8 +49,8 @@ class PageSpec:
     # function, so that pages the dev server does not re-render cost nothing).
     twin: Callable[[], Any] | None = None
     # What the page shows: contact ids, "org:<id>", "persona:<id>", "segment:<id>",
-    # INTERACTIONS; "*" for pages that summarise everything. The dev server re-renders a page
-    # only when one changed.
+    # INTERACTIONS, LIFETIME; "*" for pages that summarise everything. The dev server
+    # re-renders a page only when one changed.
     deps: frozenset[str] = frozenset({"*"})
 
     @property
@@ -229,8 +230,18 @@ class Parts(Protocol):
     def figures(self) -> insights.InteractionFigures: ...
 
 
-def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
-    """Every page of the site, in a stable order.
+def customer_path(cid: str) -> str:
+    return f"customers/{cid}/index.html"
+
+
+def customer_page(c: Contact, derived: Derived) -> PageSpec:
+    return PageSpec(customer_path(c.id), "customer.html", partial(_customer_context, c, derived),
+                    deps=_customer_deps(c))
+
+
+def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Iterator[PageSpec]:
+    """Every page of the site, in a stable order; without `customers`, all but the page of
+    each customer (the dev server asks for those of the contacts that changed only).
 
     Contexts and twins are functions: the dev server asks for every page's dependencies,
     but makes the context only of the pages it re-renders.
@@ -245,9 +256,9 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
     yield PageSpec("customers/index.html", "customers.html",
                    partial(_customers_context, derived, everyone, parts),
                    twin=lambda: {"contacts": _rows(record, everyone)})
-    for c in everyone:
-        yield PageSpec(f"customers/{c.id}/index.html", "customer.html",
-                       partial(_customer_context, c, derived), deps=_customer_deps(c))
+    if customers:
+        for c in everyone:
+            yield customer_page(c, derived)
 
     accounts = sorted(derived.accounts.values(),
                       key=lambda a: (a.organization.name.casefold(), a.organization.id))
@@ -311,7 +322,7 @@ def site_pages(derived: Derived, parts: Parts) -> Iterator[PageSpec]:
                        deps=frozenset(c.id for c in in_stage))
 
     yield PageSpec("model/index.html", "model.html", partial(_model_context, derived),
-                   twin=partial(model_data, derived.lifetime))
+                   twin=partial(model_data, derived.lifetime), deps=frozenset({LIFETIME}))
 
     recent = insights.recent_interactions(derived, RECENT_ACTIVITY)
     yield PageSpec("activity/index.html", "activity.html", partial(dict, recent=recent),

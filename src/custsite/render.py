@@ -32,7 +32,7 @@ from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
-from .pages import FACETS, PageSpec, facet_row, site_pages
+from .pages import FACETS, PageSpec, customer_page, facet_row, site_pages
 from .privacy import publish
 
 
@@ -179,8 +179,11 @@ class Renderer:
             "portfolio": self.derived.portfolio, "contacts": self.derived.contacts,
         }
 
-    def specs(self) -> list[PageSpec]:
-        return list(site_pages(self.derived, self))
+    def specs(self, *, customers: bool = True) -> list[PageSpec]:
+        return list(site_pages(self.derived, self, customers=customers))
+
+    def customer_page(self, contact: Contact) -> PageSpec:
+        return customer_page(contact, self.derived)
 
     def record(self, contact: Contact) -> dict[str, Any]:
         """The contact's data record (see data.contact_record), made once per content."""
