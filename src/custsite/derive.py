@@ -373,6 +373,8 @@ class DeriveMemo:
     estimated: dict[str, tuple[Contact, Estimate | None, Contact]] = field(default_factory=dict)
     rfm_inputs: list[tuple[str, dt.date, int, Decimal, str]] = field(default_factory=list)
     rfm: tuple[dict[str, Rfm], str] | None = None
+    accounts: dict[str, tuple[Organization, tuple[Contact, ...], Account,
+                              tuple[Problem, ...]]] = field(default_factory=dict)
 
 
 def _segments_of(contact: Contact, config: Config, as_of: dt.date) -> tuple[str, ...]:
@@ -435,6 +437,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     if memo.key != (as_of, config):
         memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
         memo.rfm, memo.lifetime, memo.histories, memo.estimated = None, None, {}, {}
+        memo.accounts = {}
     by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
@@ -510,7 +513,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
                                     f"declared status '{status}' but the records say "
                                     f"'{contact.stage}' ({contact.stage_reason}); remove "
                                     "'status' or update it"))
-    accounts = _accounts(portfolio, contact_map, problems)
+    accounts = _accounts(portfolio, contact_map, problems, memo)
     matching: dict[str, list[str]] = {p.id: [] for p in personas}
     for cid, contact in contact_map.items():
         for pid in contact.personas:
@@ -528,31 +531,49 @@ def _open_deal(contact: Contact) -> bool:
     return last_quote is not None and not any(p.day >= last_quote for p in contact.purchases)
 
 
-def _accounts(portfolio: Portfolio, contacts: dict[str, Contact],
-              problems: list[Problem]) -> dict[str, Account]:
+def _accounts(portfolio: Portfolio, contacts: dict[str, Contact], problems: list[Problem],
+              memo: DeriveMemo) -> dict[str, Account]:
+    """Each organization with its contacts rolled up; an account is computed again only when
+    its record or one of its contacts is a new object."""
     by_org: dict[str, list[Contact]] = defaultdict(list)
     for c in contacts.values():
         if c.customer.organization:
             by_org[c.customer.organization].append(c)
     accounts = {}
+    kept: dict[str, tuple[Organization, tuple[Contact, ...], Account, tuple[Problem, ...]]] = {}
     for oid in sorted(portfolio.organizations):
         org = portfolio.organizations[oid]
-        members = by_org.get(oid, [])
-        stage = max((c.stage for c in members), key=STAGE_ORDER.__getitem__, default=None)
-        currencies = sorted({c.currency for c in members if c.purchases})
-        deciders = tuple(c.id for c in members if c.customer.role == "decision-maker")
-        open_deal = any(_open_deal(c) for c in members)
-        if open_deal and not deciders:
-            problems.append(problem(org.loc(), "no-decision-maker",
-                                    f"'{org.name}' has open deals but no contact with "
-                                    "role: decision-maker"))
-        accounts[oid] = Account(
-            organization=org, contacts=tuple(c.id for c in members), stage=stage,
-            revenue=sum((c.revenue for c in members), Decimal(0)),
-            currency=currencies[0] if currencies else portfolio.config.currency,
-            decision_makers=deciders, open_deal=open_deal)
-        if len(currencies) > 1:
-            problems.append(problem(org.loc(), "mixed-currencies",
-                                    f"the contacts of '{org.name}' bought in "
-                                    f"{', '.join(currencies)}; its revenue cannot be totalled"))
+        members = tuple(by_org.get(oid, ()))
+        before = memo.accounts.get(oid)
+        if before is not None and before[0] is org and _same(before[1], members):
+            account, found = before[2], before[3]
+        else:
+            found_list: list[Problem] = []
+            account = _account(org, members, portfolio.config.currency, found_list)
+            found = tuple(found_list)
+        kept[oid] = (org, members, account, found)
+        accounts[oid] = account
+        problems.extend(found)
+    memo.accounts = kept
     return accounts
+
+
+def _account(org: Organization, members: tuple[Contact, ...], currency: str,
+             problems: list[Problem]) -> Account:
+    stage = max((c.stage for c in members), key=STAGE_ORDER.__getitem__, default=None)
+    currencies = sorted({c.currency for c in members if c.purchases})
+    deciders = tuple(c.id for c in members if c.customer.role == "decision-maker")
+    open_deal = any(_open_deal(c) for c in members)
+    if open_deal and not deciders:
+        problems.append(problem(org.loc(), "no-decision-maker",
+                                f"'{org.name}' has open deals but no contact with "
+                                "role: decision-maker"))
+    if len(currencies) > 1:
+        problems.append(problem(org.loc(), "mixed-currencies",
+                                f"the contacts of '{org.name}' bought in "
+                                f"{', '.join(currencies)}; its revenue cannot be totalled"))
+    return Account(
+        organization=org, contacts=tuple(c.id for c in members), stage=stage,
+        revenue=sum((c.revenue for c in members), Decimal(0)),
+        currency=currencies[0] if currencies else currency,
+        decision_makers=deciders, open_deal=open_deal)

@@ -257,7 +257,12 @@ class Renderer:
     def table_rows(self, template: str, contacts: Iterable[Contact], root: str) -> Markup:
         """The rows of a table of contacts, one per line, joined here rather than in a
         template loop: a list of 10,000 unchanged rows costs one join."""
-        return Markup("\n".join([self.row(template, c, root) for c in contacts]))
+        cached, key = self.cache.html, (template, root)
+        rows = []
+        for c in contacts:  # the lookups of `row`, inlined: this runs 10,000 times a list
+            found = cached.get(c.customer.id, {}).get(key)
+            rows.append(found if found is not None else self.row(template, c, root))
+        return Markup("\n".join(rows))
 
     def page(self, spec: PageSpec) -> list[Page]:
         """The page, and its JSON twin for list pages."""

@@ -41,7 +41,7 @@ from .sources import _skipped, ignored
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE_SECONDS = 0.05
+DEBOUNCE_SECONDS = 0.02  # editors' writes of one save come within a few milliseconds
 MAX_PATH = 2048
 LONG_POLL_SECONDS = 20.0
 RELOAD_JS = b"""(function () {
