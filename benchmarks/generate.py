@@ -3,8 +3,8 @@
     python benchmarks/generate.py OUT_DIR [--contacts 10000] [--interactions-per-contact 10]
 
 N contacts (a third of them in organizations), about 10 interactions each with 2–4 sentence
-Markdown notes, 8 personas and 10 declared segments. The same arguments always give the same
-files, so figures from different runs compare.
+Markdown notes (all different), 8 personas and 10 declared segments. The same arguments always
+give the same files, so figures from different runs compare.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ KINDS = ["email", "email", "call", "message", "meeting", "note", "purchase", "pu
          "feedback", "quote", "demo", "reminder"]
 
 
-def _notes(rnd: random.Random) -> str:
-    return " ".join(rnd.sample(SENTENCES, rnd.randint(2, 4)))
+def _notes(rnd: random.Random, ref: str) -> str:
+    """2-4 sentences, the last naming the interaction: no two notes are the same, as in a real
+    portfolio (a cache of rendered notes must not flatter the figures)."""
+    return " ".join([*rnd.sample(SENTENCES, rnd.randint(1, 3)), f"Logged as {ref}."])
 
 
 def generate(out: Path, contacts: int = 10_000, per_contact: int = 10, seed: int = 1) -> int:
@@ -90,7 +92,7 @@ def generate(out: Path, contacts: int = 10_000, per_contact: int = 10, seed: int
                 item.append(f"  rating: {rnd.randint(1, 5)}")
             if kind == "reminder":
                 item.append(f"  due: {(day + dt.timedelta(days=14)).isoformat()}")
-            item.append(f"  notes: \"{_notes(rnd)}\"")
+            item.append(f"  notes: \"{_notes(rnd, f'{cid}-{k + 1}')}\"")
             items.append("\n".join(item))
             total += 1
         (out / f"records/interactions/{cid}.yaml").write_text(

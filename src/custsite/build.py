@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cache import fit_store
+from .cache import fit_store, note_store
 from .config import Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
 from .gitinfo import Change, last_changes
 from .output import write_site
-from .render import render_site
+from .render import markdown_to_html, notes_version, render_site
 from .validate import check_dates, load_portfolio
 
 
@@ -90,8 +90,11 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     result = check(root, as_of=as_of, cache=True)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
+    notes = note_store(result.config, lambda text: str(markdown_to_html(text)),
+                       notes_version())
     with paused_gc():
-        pages = render_site(with_changes(result))
+        pages = render_site(with_changes(result), notes)
     out = output if output is not None else root / result.config.paths.output
     count = write_site(pages, out, root=root)
+    notes.save()
     return BuildResult(result, out, count)

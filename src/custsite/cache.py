@@ -8,10 +8,12 @@ the build computes again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config
@@ -43,19 +45,69 @@ class FitStore(dict[str, str]):
         if dict(self) == self.saved:
             return
         keep = dict(list(self.items())[-MAX_FITS:])  # insertion order: the newest last
-        tmp: str | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".fits-")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(keep, out)
-            os.replace(tmp, self.path)
+        if _write_json(self.path, keep):
             self.saved = keep
-        except OSError as exc:
-            log.debug("cannot write the cache %s: %s", self.path, exc)
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def fit_store(config: Config) -> FitStore:
     return FitStore(config.root / config.paths.cache / FITS_FILE)
+
+
+def _write_json(path: Path, data: object) -> bool:
+    """Write atomically (a temporary file renamed over the old one); False on failure."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
+        os.chmod(tmp, 0o644)  # as any file the build writes (mkstemp makes it private)
+        os.replace(tmp, path)
+        return True
+    except OSError as exc:
+        log.debug("cannot write the cache %s: %s", path, exc)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        return False
+
+
+class NoteStore:
+    """Markdown notes rendered to sanitised HTML, by a hash of their text: converting 100,000
+    notes is most of a build's time, and most notes do not change between builds (nor differ
+    from each other: "Left a voicemail."). The file name carries what the HTML depends on
+    (the versions of the Markdown library, of the sanitiser and of the conversion), so an
+    upgrade starts afresh; only the notes of the last build are kept."""
+
+    def __init__(self, path: Path | None, render: Callable[[str], str]) -> None:
+        self.path = path
+        self.render = render
+        self.known: dict[str, str] = {}
+        self.used: dict[str, str] = {}
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            if isinstance(data, dict):
+                self.known = {k: v for k, v in data.items()
+                              if isinstance(k, str) and isinstance(v, str)}
+
+    def html(self, text: str) -> str:
+        key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+        found = self.used.get(key)
+        if found is None:
+            found = self.known.get(key)
+            if found is None:
+                found = self.render(text)
+            self.used[key] = found
+        return found
+
+    def save(self) -> None:
+        """Keep the notes of this build (if any was new or any is gone)."""
+        if self.path is not None and self.used.keys() != self.known.keys() and \
+                _write_json(self.path, self.used):
+            self.known = dict(self.used)
+
+
+def note_store(config: Config, render: Callable[[str], str], version: str) -> NoteStore:
+    return NoteStore(config.root / config.paths.cache / f"notes-{version}.json", render)

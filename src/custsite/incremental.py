@@ -19,13 +19,13 @@ from pathlib import Path
 import jinja2
 
 from .build import paused_gc, record_changes
-from .cache import fit_store
+from .cache import NoteStore, fit_store, note_store
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
 from .pages import INTERACTIONS, LIFETIME, PageSpec, customer_path
-from .render import Renderer, RowCache, environment
+from .render import Renderer, RowCache, environment, markdown_to_html, notes_version
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
 
@@ -107,6 +107,7 @@ class Session:
         self.assets: dict[str, bytes] = {}
         self.rows = RowCache()
         self.env: jinja2.Environment | None = None
+        self.notes: NoteStore | None = None
         self.memo = DeriveMemo()
         self.assembled = AssembleMemo()
         self.sources: Sources | None = None
@@ -182,6 +183,8 @@ class Session:
         except TemplateFailed as exc:
             return self._failed((exc.problem,), parsed, start, full)
         removed = tuple(sorted(set(self.snapshot.files) - set(files)))
+        if keys is None and self.notes is not None:
+            self.notes.save()  # the next start of the server finds them
         self.derived = derived
         self.snapshot = SiteSnapshot(files, (), self.snapshot.epoch + 1)
         return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
@@ -212,7 +215,9 @@ class Session:
         self._forget_rows(keys)
         if self.env is None:
             self.env = environment(derived.config)
-        renderer = Renderer(derived, self.rows, self.env)
+            self.notes = note_store(derived.config, lambda text: str(markdown_to_html(text)),
+                                    notes_version())
+        renderer = Renderer(derived, self.rows, self.env, self.notes)
         old = self.snapshot.files if keys is not None else {}
         files: dict[str, bytes] = {}
         rendered: list[str] = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +19,7 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from . import __version__
+from .cache import NoteStore
 from .config import Config
 from .data import (
     contact_record,
@@ -44,12 +46,24 @@ class Page:
     content: bytes
 
 
-_MD = md.Markdown(extensions=["extra", "sane_lists"], output_format="html")
+_MD_EXTENSIONS = ["extra", "sane_lists"]
+_MD = md.Markdown(extensions=_MD_EXTENSIONS, output_format="html")
 # No <img>: an image URL in a note would make the site call out to another host.
 _ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "dl", "dt", "em",
                  "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "ol",
                  "p", "pre", "s", "small", "strong", "sub", "sup", "table", "tbody", "td",
                  "tfoot", "th", "thead", "tr", "ul"}
+
+
+_URL_SCHEMES = {"http", "https", "mailto", "tel"}
+
+
+def notes_version() -> str:
+    """What rendered notes depend on, as a short hash: cached notes made by another version
+    of the Markdown library, of the sanitiser or of these settings are never used."""
+    settings = (metadata.version("markdown"), metadata.version("nh3"), _MD_EXTENSIONS,
+                sorted(_ALLOWED_TAGS), sorted(_URL_SCHEMES))
+    return hashlib.blake2b(repr(settings).encode(), digest_size=6).hexdigest()
 
 
 def markdown_to_html(text: str) -> Markup:
@@ -58,7 +72,7 @@ def markdown_to_html(text: str) -> Markup:
         return Markup("")
     _MD.reset()
     html = _MD.convert(text)
-    clean = nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes={"http", "https", "mailto", "tel"},
+    clean = nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes=_URL_SCHEMES,
                       link_rel="noopener noreferrer nofollow")
     return Markup(clean)
 
@@ -165,7 +179,7 @@ class Renderer:
     """Renders pages of one derived portfolio; privacy is applied once, here, first."""
 
     def __init__(self, derived: Derived, cache: RowCache | None = None,
-                 env: jinja2.Environment | None = None) -> None:
+                 env: jinja2.Environment | None = None, notes: NoteStore | None = None) -> None:
         self.derived = publish(derived)  # from here on, privacy.hide fields no longer exist
         self.cache = cache or RowCache()
         # The dev server passes the environment of its previous build: compiled templates are
@@ -173,6 +187,8 @@ class Renderer:
         self.env = env or environment(self.derived.config)
         self.env.globals["row"] = self.row
         self.env.globals["table_rows"] = self.table_rows
+        if notes is not None:
+            self.env.filters["markdown"] = lambda text: Markup(notes.html(text) if text else "")
         self.common = {
             "config": self.derived.config, "derived": self.derived,
             "as_of": self.derived.as_of, "stages": STAGES, "version": __version__,
@@ -297,9 +313,9 @@ class Renderer:
         return pages
 
 
-def render_site(derived: Derived) -> list[Page]:
-    """Every file of the site, in memory, sorted by path."""
-    renderer = Renderer(derived)
+def render_site(derived: Derived, notes: NoteStore | None = None) -> list[Page]:
+    """Every file of the site, in memory, sorted by path; `notes` keeps rendered notes."""
+    renderer = Renderer(derived, notes=notes)
     pages = [page for spec in renderer.specs() for page in renderer.page(spec)]
     pages.extend(renderer.assets())
     return sorted(pages, key=lambda pg: pg.path)

@@ -1,0 +1,92 @@
+"""The cache folder: rendered notes are kept between builds, by their text, and never trusted
+across versions or when damaged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from custsite import build as build_module
+from custsite import render
+from custsite.build import build
+from custsite.cache import NoteStore
+
+from .conftest import ScratchFactory
+
+FILES: dict[str, str | bytes] = {
+    "custsite.yaml": "as_of: 2026-06-01\n",
+    "records/customers/ann.md": "---\nname: Ann Lee\n---\nMet at the **fair**.\n",
+    "records/customers/bob.yaml": "name: Bob Stone\n",
+    "records/interactions/calls.yaml":
+        "- {customer: ann, date: 2026-01-10, kind: call, notes: 'Left a *voicemail*.'}\n"
+        "- {customer: bob, date: 2026-01-11, kind: call, notes: 'Left a *voicemail*.'}\n"
+        "- {customer: bob, date: 2026-01-12, kind: call, notes: 'Asked for a **quote**.'}\n",
+}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = render.markdown_to_html
+
+    def counted(text: str) -> object:
+        seen.append(text)
+        return real(text)
+
+    monkeypatch.setattr(build_module, "markdown_to_html", counted)
+    return seen
+
+
+def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = scratch_portfolio(FILES)
+    seen = _counting(monkeypatch)
+    build(root, output=tmp_path / "one")
+    # The same note twice is rendered once.
+    assert sorted(seen) == ["Asked for a **quote**.", "Left a *voicemail*.",
+                            "Met at the **fair**."]
+    stores = list((root / ".custsite-cache").glob("notes-*.json"))
+    assert len(stores) == 1 and len(json.loads(stores[0].read_text())) == 3
+    seen.clear()
+    build(root, output=tmp_path / "two")
+    assert seen == []  # nothing changed: every note from the cache
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
+    calls = root / "records/interactions/calls.yaml"
+    calls.write_text(calls.read_text().replace("**quote**", "**quote** by Friday"))
+    build(root, output=tmp_path / "three")
+    assert seen == ["Asked for a **quote** by Friday."]
+    assert "<strong>quote</strong> by Friday" in \
+        (tmp_path / "three/customers/bob/index.html").read_text()
+    assert len(json.loads(stores[0].read_text())) == 3  # the old note is gone
+
+
+def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFactory,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root = scratch_portfolio(FILES)
+    build(root, output=tmp_path / "one")
+    store = next((root / ".custsite-cache").glob("notes-*.json"))
+    store.write_text("{broken")
+    seen = _counting(monkeypatch)
+    build(root, output=tmp_path / "two")
+    assert len(seen) == 3 and _tree(tmp_path / "two") == _tree(tmp_path / "one")
+    # Another Markdown library or sanitiser version: another file, nothing reused.
+    monkeypatch.setattr(build_module, "notes_version", lambda: "other")
+    seen.clear()
+    build(root, output=tmp_path / "three")
+    assert len(seen) == 3 and (root / ".custsite-cache/notes-other.json").is_file()
+
+
+def test_an_unwritable_cache_is_only_skipped(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    store = NoteStore(blocked / "notes.json", lambda text: f"<p>{text}</p>")
+    assert store.html("x") == "<p>x</p>"
+    store.save()  # cannot create the folder: no error
+    assert blocked.read_text() == "not a folder"
