@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config
 from .errors import Problem, problem
@@ -357,6 +357,10 @@ def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.dat
     return replace(contact, personas=matched)
 
 
+V = TypeVar("V")
+Step = dict[str, tuple[Contact, Any, Contact]]  # id → (input contact, input value, output)
+
+
 @dataclass
 class DeriveMemo:
     """The previous derivation's contacts, for the dev server: a contact whose inputs are the
@@ -366,15 +370,35 @@ class DeriveMemo:
     personas: tuple[Persona, ...] = ()
     base: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = \
         field(default_factory=dict)
-    matched: dict[str, tuple[Contact, Rfm | None, Contact]] = field(default_factory=dict)
-    final: dict[str, tuple[Contact, Contact]] = field(default_factory=dict)
+    matched: Step = field(default_factory=dict)
+    final: Step = field(default_factory=dict)
     histories: dict[str, tuple[Contact, History | None]] = field(default_factory=dict)
     lifetime: tuple[list[History], LifetimeModel, dict[str, Estimate]] | None = None
-    estimated: dict[str, tuple[Contact, Estimate | None, Contact]] = field(default_factory=dict)
+    estimated: Step = field(default_factory=dict)
     rfm_inputs: list[tuple[str, dt.date, int, Decimal, str]] = field(default_factory=list)
     rfm: tuple[dict[str, Rfm], str] | None = None
     accounts: dict[str, tuple[Organization, tuple[Contact, ...], Account,
                               tuple[Problem, ...]]] = field(default_factory=dict)
+
+
+def _step(contacts: list[Contact], before: Step, value_of: Callable[[str], V],
+          make: Callable[[Contact, V], Contact]) -> tuple[list[Contact], Step]:
+    """One step of derivation over every contact, done again only for a contact that is a new
+    object or whose other input (`value_of` its id) changed: unchanged contacts stay the very
+    same objects, which makes every later step and comparison cheap."""
+    kept: Step = {}
+    out = []
+    for c in contacts:
+        cid = c.customer.id
+        value = value_of(cid)
+        previous = before.get(cid)
+        if previous is not None and previous[0] is c and previous[1] == value:
+            done = previous[2]
+        else:
+            done = make(c, value)
+        kept[cid] = (c, value, done)
+        out.append(done)
+    return out, kept
 
 
 def _segments_of(contact: Contact, config: Config, as_of: dt.date) -> tuple[str, ...]:
@@ -412,19 +436,8 @@ def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, mem
         found = estimate(model, inputs, config.currency)
         memo.lifetime = (inputs, model, dict(zip(buyers, found, strict=False)))
     _, model, estimates = memo.lifetime
-    estimated: dict[str, tuple[Contact, Estimate | None, Contact]] = {}
-    out = []
-    for c in contacts:
-        cid = c.customer.id
-        mine = estimates.get(cid)
-        before_est = memo.estimated.get(cid)
-        if before_est is not None and before_est[0] is c and before_est[1] == mine:
-            done = before_est[2]
-        else:
-            done = replace(c, lifetime=mine) if mine is not None else c
-        estimated[cid] = (c, mine, done)
-        out.append(done)
-    memo.estimated = estimated
+    out, memo.estimated = _step(contacts, memo.estimated, estimates.get,
+                                lambda c, mine: c if mine is None else replace(c, lifetime=mine))
     return out, model
 
 
@@ -469,37 +482,19 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
     if not _same(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
-    matched_memo: dict[str, tuple[Contact, Rfm | None, Contact]] = {}
-    matched = []
-    for c in contacts:
-        cid = c.customer.id
-        score = rfm.get(cid)
-        previous_match = memo.matched.get(cid)
-        if previous_match and previous_match[0] is c and previous_match[1] == score:
-            done = previous_match[2]
-        else:
-            done = _match_personas(replace(c, rfm=score), personas, as_of)
-        matched_memo[cid] = (c, score, done)
-        matched.append(done)
-    memo.matched = matched_memo
-    contacts = matched
+    contacts, memo.matched = _step(
+        contacts, memo.matched, rfm.get,
+        lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of))
 
+    finals, memo.final = _step(
+        contacts, memo.final, lambda cid: None,
+        lambda c, _: replace(c, segments=_segments_of(c, config, as_of)))
+    contact_map = {c.customer.id: c for c in finals}
     lists: dict[str, list[str]] = {b.id: [] for b in BUILTINS}
     lists.update((d.id, []) for d in config.segments)
-    contact_map: dict[str, Contact] = {}
-    final_memo: dict[str, tuple[Contact, Contact]] = {}
-    for c in contacts:
-        cid = c.customer.id
-        previous_final = memo.final.get(cid)
-        if previous_final and previous_final[0] is c:
-            final = previous_final[1]  # the same object: cheap to compare
-        else:
-            final = replace(c, segments=_segments_of(c, config, as_of))
-        contact_map[cid] = final
-        final_memo[cid] = (c, final)
-        for seg_id in final.segments:
-            lists[seg_id].append(cid)
-    memo.final = final_memo
+    for c in finals:
+        for seg_id in c.segments:
+            lists[seg_id].append(c.customer.id)
     segments = {b.id: Segment(b.id, b.title, b.description, True, tuple(lists[b.id]))
                 for b in BUILTINS}
     segments.update((d.id, Segment(d.id, d.title, d.description, False, tuple(lists[d.id])))
