@@ -153,10 +153,9 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="custsite-build-"))
     portfolio = work / "portfolio"
+    interactions = None  # known when generated here
     if not (portfolio / "custsite.yaml").exists():
         interactions = generate(portfolio, args.contacts)
-    else:
-        interactions = sum(1 for _ in (portfolio / "records/interactions").glob("*.yaml"))
     hugo_dir = work / "hugo"
     write_hugo_site(portfolio, hugo_dir)
     custsite = [sys.executable, "-m", "custsite", "-C", str(portfolio)]
@@ -190,7 +189,7 @@ def main() -> None:
     pairs = {"build_cold": "hugo_cold", "build_unchanged": "hugo_unchanged"}
     ratios = {name: round(table[name]["median_s"] / table[other]["median_s"], 2)
               for name, other in pairs.items()}
-    data = {"contacts": args.contacts, "interaction_files": interactions, "runs": args.runs,
+    data = {"contacts": args.contacts, "interactions": interactions, "runs": args.runs,
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "results": table,
             "ratio_to_hugo": ratios}
     print(f"{args.contacts:,} contacts, {args.runs} runs each, {os.cpu_count()} CPUs")
