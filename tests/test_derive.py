@@ -224,3 +224,18 @@ def test_renewals_are_one_subscription(checked: Callable[..., CheckResult]) -> N
     c = checked(_portfolio(events), AS_OF).derived.contacts["ann"]
     assert [s.product for s in c.active_subscriptions] == ["Watch"]
     assert c.relationship == "client"
+
+
+@pytest.mark.parametrize("as_of", ["2026-11-15", "2026-08-01", "2025-12-31"])
+def test_recent_contacts_of_a_shorter_window_are_those_of_a_longer_one(as_of: str) -> None:
+    from custsite import insights
+    from custsite.build import check
+
+    from .conftest import REPO
+
+    derived = check(REPO, as_of=dt.date.fromisoformat(as_of)).derived
+    longer = insights.new_contacts(derived, 90)
+    for days in (7, 30, 60):
+        assert insights.seen_within(longer, derived.as_of, days) == \
+            insights.new_contacts(derived, days), days
+    assert longer  # the example has recent contacts at these dates

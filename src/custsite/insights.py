@@ -152,6 +152,12 @@ def new_contacts(derived: Derived, days: int) -> list[Contact]:
     return [c for _, _, c in found]
 
 
+def seen_within(contacts: list[Contact], as_of: dt.date, days: int) -> list[Contact]:
+    """Those of `new_contacts` (newest first) first seen within a shorter number of days."""
+    start = as_of - dt.timedelta(days=days)
+    return [c for c in contacts if (first_seen(c) or dt.date.min) > start]
+
+
 def reminders_due(derived: Derived) -> tuple[tuple[Interaction, str, int], ...]:
     """Open reminders, dated up to the build date, whose due date has come: each with a
     customer it names and how many days overdue it is, the most overdue first."""

@@ -140,6 +140,7 @@ def dashboard_context(derived: Derived, persona_stats: list[insights.PersonaStat
                       parts: Parts) -> dict[str, Any]:
     steps = insights.funnel_steps(derived)
     figures = parts.figures()
+    new_90 = insights.new_contacts(derived, 90)
     months = figures.months
     currency = derived.config.currency
     return {
@@ -153,8 +154,8 @@ def dashboard_context(derived: Derived, persona_stats: list[insights.PersonaStat
                                         title=f"Revenue by month, last 12 months, in {currency}",
                                         unit=f" {currency}"),
         "revenue_total": figures.revenue,
-        "new_30": insights.new_contacts(derived, 30),
-        "new_90": insights.new_contacts(derived, 90),
+        "new_30": insights.seen_within(new_90, derived.as_of, 30),
+        "new_90": new_90,
         "follow_ups": insights.follow_ups_due(derived, figures.reminders_due),
         "about_to_lapse": insights.about_to_lapse(derived),
         "win_back": insights.win_back(derived),
