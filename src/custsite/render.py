@@ -180,7 +180,7 @@ class Renderer:
 
     def __init__(self, derived: Derived, cache: RowCache | None = None,
                  env: jinja2.Environment | None = None, notes: NoteStore | None = None) -> None:
-        self.derived = publish(derived)  # from here on, privacy.hide fields no longer exist
+        self.derived = publish(derived)  # from here on, hidden fields no longer exist
         self.cache = cache or RowCache()
         # The dev server passes the environment of its previous build: compiled templates are
         # kept (a changed template or config makes it start a new one).
