@@ -149,3 +149,17 @@ def test_site_csv_rows_match_its_header_when_git_knows_only_some_files(
     assert lines[1].startswith("aaron,") and lines[1].endswith(",,")
     bob = next(line for line in lines if line.startswith("bob,"))
     assert bob.endswith(",2026-04-02T09:30:00+02:00,Dana Sales")
+
+
+def test_a_new_commit_builds_again(scratch_portfolio: ScratchFactory) -> None:
+    root = repo(scratch_portfolio)
+    assert run("build", root=root).exit_code == 0
+    assert "nothing changed" in run("build", root=root).output
+    # A commit of the same bytes still moves "last changed": the pages must follow.
+    (root / "records/customers/ann.yaml").write_text("name: Ann Lee\nowner: Sam\n")
+    git(root, "commit", "-q", "-am", "ann", date="2026-05-05T08:00:00+02:00")
+    result = run("build", root=root)
+    assert "built " in result.output
+    assert "2026-05-05" in (root / "site/customers/ann/index.html").read_text()
+    git(root, "commit", "-q", "--allow-empty", "-m", "nothing", date="2026-05-06T08:00:00Z")
+    assert "built " in run("build", root=root).output

@@ -140,7 +140,9 @@ def test_a_read_only_output_folder_leaves_the_old_site(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "custsite", "-C", str(root), "build", "-o", str(out)]
     subprocess.run(command, check=True, capture_output=True)
     before = digest(out)
-    for folder in (out.parent, out):  # no room for the new site beside it; or not in it
+    record = next((root / "records/customers").iterdir())
+    for n, folder in enumerate((out.parent, out)):  # no room for the new site; or not in it
+        record.write_text(record.read_text() + f"\n# edit {n}\n")  # so that it must write
         if not _read_only(folder, True):
             if os.environ.get("CI"):
                 pytest.fail("cannot make a folder read-only here (chattr)")

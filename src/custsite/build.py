@@ -13,6 +13,7 @@ from .cache import fit_store, note_store
 from .config import Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
+from .freshness import fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .output import write_site
 from .render import markdown_to_html, notes_version, render_site
@@ -31,9 +32,12 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class BuildResult:
-    check: CheckResult
     output: Path
     files: int
+    contacts: int
+    as_of: dt.date
+    problems: list[Problem]
+    fresh: bool = False  # nothing had changed since the last build: nothing was written
 
 
 def record_changes(config: Config) -> dict[str, Change]:
@@ -86,7 +90,20 @@ def _check(root: Path, as_of: dt.date | None, cache: bool) -> CheckResult:
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
           output: Path | None = None) -> BuildResult:
-    """Validate, then write the site; on any error nothing is written."""
+    """Validate, then write the site; on any error nothing is written. When nothing the site
+    is made from changed since the last build of the same folder, nothing is done (see
+    freshness)."""
+    config_problems: list[Problem] = []
+    config = load_config(root, config_problems)
+    day = source_date(as_of, config.as_of)
+    out = output if output is not None else root / config.paths.output
+    stamp = fingerprint(config, day, out)
+    last = up_to_date(config, stamp, out)
+    if last is not None and not config_problems:
+        problems = list(last.problems)
+        if any(p.severity is Severity.ERROR or strict for p in problems):
+            raise ValidationFailed(problems)
+        return BuildResult(out, last.files, last.contacts, day, problems, fresh=True)
     result = check(root, as_of=as_of, cache=True)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
@@ -94,7 +111,9 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
                        notes_version())
     with paused_gc():
         pages = render_site(with_changes(result), notes)
-    out = output if output is not None else root / result.config.paths.output
+    forget(config)  # a build killed after the swap must not leave a stale record behind
     count = write_site(pages, out, root=root)
     notes.save()
-    return BuildResult(result, out, count)
+    remember(config, stamp, out, count, len(result.derived.contacts), result.problems)
+    return BuildResult(out, count, len(result.derived.contacts), result.derived.as_of,
+                       result.problems)

@@ -45,7 +45,7 @@ class FitStore(dict[str, str]):
         if dict(self) == self.saved:
             return
         keep = dict(list(self.items())[-MAX_FITS:])  # insertion order: the newest last
-        if _write_json(self.path, keep):
+        if write_json(self.path, keep):
             self.saved = keep
 
 
@@ -53,7 +53,7 @@ def fit_store(config: Config) -> FitStore:
     return FitStore(config.root / config.paths.cache / FITS_FILE)
 
 
-def _write_json(path: Path, data: object) -> bool:
+def write_json(path: Path, data: object) -> bool:
     """Write atomically (a temporary file renamed over the old one); False on failure."""
     tmp: str | None = None
     try:
@@ -105,7 +105,7 @@ class NoteStore:
     def save(self) -> None:
         """Keep the notes of this build (if any was new or any is gone)."""
         if self.path is not None and self.used.keys() != self.known.keys() and \
-                _write_json(self.path, self.used):
+                write_json(self.path, self.used):
             self.known = dict(self.used)
 
 

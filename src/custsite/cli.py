@@ -96,11 +96,16 @@ def build(root: Path, as_of: dt.datetime | None, strict: bool, output: Path | No
     except TemplateFailed as exc:
         click.echo(format_text([exc.problem], root), err=True)
         raise
-    if result.check.problems:
-        click.echo(format_text(result.check.problems, root), err=True)
-    derived = result.check.derived
-    click.echo(f"built {result.files} files for {len(derived.contacts)} contacts into "
-               f"{result.output} in {time.perf_counter() - start:.2f} s (as of {derived.as_of})")
+    if result.problems:
+        click.echo(format_text(result.problems, root), err=True)
+    seconds = time.perf_counter() - start
+    if result.fresh:
+        click.echo(f"nothing changed since the last build: {result.output} already holds the "
+                   f"{result.files} files for {result.contacts} contacts "
+                   f"({seconds:.2f} s, as of {result.as_of})")
+    else:
+        click.echo(f"built {result.files} files for {result.contacts} contacts into "
+                   f"{result.output} in {seconds:.2f} s (as of {result.as_of})")
 
 
 @main.command()

@@ -60,6 +60,12 @@ def last_changes(root: Path, folders: list[str]) -> dict[str, Change]:
     return changes
 
 
+def history_state(root: Path) -> str:
+    """What git's answers depend on: the commit checked out, and whether the clone is
+    shallow; empty without git or outside a repository."""
+    return "".join(_git(root, "rev-parse", "HEAD", "--is-shallow-repository") or "")
+
+
 def export_revision(root: Path, rev: str, dest: Path) -> None:
     """Write the portfolio folder `root` as it was at git revision `rev` into `dest`."""
     if _git(root, "rev-parse", "--is-inside-work-tree") != "true\n":

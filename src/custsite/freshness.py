@@ -1,0 +1,127 @@
+"""Whether a build has anything to do: the fingerprint of everything a site is made from.
+
+A build records, in the cache folder, the fingerprint of its inputs (every record, persona
+and template file by path, size and modification time; `custsite.yaml`; the build date; the
+git commit; the version of custsite and of the libraries that shape the pages) together with
+the output folder it wrote and that folder's identity. When a later build finds the same
+fingerprint and the very same output folder, the site is already what it would write, and the
+build only reports the problems it found last time. Anything else builds as usual: a missing or
+damaged record of the last build, an output folder replaced by another build, a changed file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+
+from .cache import write_json
+from .config import CONFIG_FILE, Config
+from .errors import Location, Problem, Severity
+from .gitinfo import history_state
+from .output import MARKER
+
+STATE_FILE = "last-build.json"
+LIBRARIES = ("jinja2", "markdown", "nh3", "pyyaml", "phonenumbers", "email-validator",
+             "pycountry", "numpy", "scipy")
+
+
+@dataclass(frozen=True)
+class LastBuild:
+    fingerprint: str
+    output: str
+    folder: tuple[int, int]  # (device, inode) of the output folder it wrote
+    files: int
+    contacts: int
+    problems: tuple[Problem, ...]
+
+
+def _files(folder: Path) -> list[tuple[str, int, int]]:
+    """Every file below `folder` (links followed to files, not to folders), with its size
+    and modification time."""
+    found = []
+    for base, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")  # Python's, not ours
+        for name in sorted(names):
+            path = os.path.join(base, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            found.append((os.path.relpath(path, folder), st.st_size, st.st_mtime_ns))
+    return found
+
+
+def fingerprint(config: Config, as_of: dt.date, output: Path) -> str:
+    """The hash of everything the site at `output` is made from."""
+    digest = hashlib.sha256()
+    package = resources.files("custsite")
+    versions = [metadata.version("custsite")]
+    for name in LIBRARIES:
+        try:
+            versions.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name}=?")
+    digest.update(repr((versions, as_of.isoformat(), str(output.resolve()),
+                        history_state(config.root))).encode())
+    # custsite's own code, templates and theme: an edited checkout counts as a new version.
+    digest.update(repr(_files(Path(str(package)))).encode())
+    config_file = config.root / CONFIG_FILE
+    digest.update(config_file.read_bytes() if config_file.is_file() else b"")
+    p = config.paths
+    for folder in (p.customers, p.organizations, p.interactions, p.personas, p.templates):
+        digest.update(repr((folder, _files(config.root / folder))).encode())
+    return digest.hexdigest()
+
+
+def _state_path(config: Config) -> Path:
+    return config.root / config.paths.cache / STATE_FILE
+
+
+def _folder_id(output: Path) -> tuple[int, int] | None:
+    try:
+        st = output.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if (output / MARKER).is_file() else None
+
+
+def up_to_date(config: Config, stamp: str, output: Path) -> LastBuild | None:
+    """The last build, when the site at `output` is exactly what this build would write."""
+    try:
+        data = json.loads(_state_path(config).read_text(encoding="utf-8"))
+        last = LastBuild(data["fingerprint"], data["output"], tuple(data["folder"]),
+                         int(data["files"]), int(data["contacts"]),
+                         tuple(Problem(Location(q["path"], q["line"], q["col"]), q["code"],
+                                       q["message"], Severity(q["severity"]))
+                               for q in data["problems"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if last.fingerprint != stamp or last.output != str(output.resolve()) or \
+            _folder_id(output) != last.folder:
+        return None
+    return last
+
+
+def forget(config: Config) -> None:
+    """Before a site is swapped in: until the new state is written, no build may skip."""
+    with contextlib.suppress(OSError):
+        _state_path(config).unlink(missing_ok=True)
+
+
+def remember(config: Config, stamp: str, output: Path, files: int, contacts: int,
+             problems: list[Problem]) -> None:
+    folder = _folder_id(output)
+    if folder is None:
+        return
+    write_json(_state_path(config), {
+        "fingerprint": stamp, "output": str(output.resolve()), "folder": list(folder),
+        "files": files, "contacts": contacts,
+        "problems": [{"path": q.location.path, "line": q.location.line, "col": q.location.col,
+                      "code": q.code, "message": q.message, "severity": q.severity.value}
+                     for q in problems]})
