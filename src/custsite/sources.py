@@ -132,20 +132,10 @@ def _look_at(kind: str, top: Path, folder: str, rel: str, recursive: bool, root:
         if parent.is_symlink() or not parent.is_dir():
             return
     path = top / rel
-    if _skipped(names[-1]):
-        if _hidden_record(names[-1]) and os.path.lexists(path) and \
-                (path.is_symlink() or not path.is_dir()):  # as _walk sees it
-            problems.append(_hidden_problem(rel))
-        return
-    if path.is_symlink() and not path.resolve().is_relative_to(root):
-        problems.append(problem(Location(rel), "unsafe-path",
-                                "this is a link to a place outside the portfolio; "
-                                "it is not read"))
-    elif path.is_dir() and not path.is_symlink():
-        if recursive:
-            _walk(kind, path, rel, recursive, root, found, problems)
-    elif rel.endswith(RECORD_SUFFIXES) and path.is_file():
-        found.append(SourceFile(kind, rel, path))
+    if os.path.lexists(path):
+        _consider(kind, path, rel, link=path.is_symlink(),
+                  real_dir=path.is_dir() and not path.is_symlink(), file=path.is_file(),
+                  recursive=recursive, root=root, found=found, problems=problems)
 
 
 def _walk(kind: str, folder: Path, rel: str, recursive: bool, root: Path,
@@ -155,18 +145,28 @@ def _walk(kind: str, folder: Path, rel: str, recursive: bool, root: Path,
     except OSError:
         return
     for entry in entries:
-        if _skipped(entry.name):
-            if _hidden_record(entry.name) and not entry.is_dir(follow_symlinks=False):
-                problems.append(_hidden_problem(f"{rel}/{entry.name}"))
-            continue
-        entry_rel = f"{rel}/{entry.name}"
-        if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
-            problems.append(problem(Location(entry_rel), "unsafe-path",
-                                    "this is a link to a place outside the portfolio; "
-                                    "it is not read"))
-            continue
-        if entry.is_dir(follow_symlinks=False):  # linked folders are not walked: no loops
-            if recursive:
-                _walk(kind, Path(entry.path), entry_rel, recursive, root, found, problems)
-        elif entry.name.endswith(RECORD_SUFFIXES) and entry.is_file():
-            found.append(SourceFile(kind, entry_rel, Path(entry.path)))
+        _consider(kind, Path(entry.path), f"{rel}/{entry.name}", link=entry.is_symlink(),
+                  real_dir=entry.is_dir(follow_symlinks=False), file=entry.is_file(),
+                  recursive=recursive, root=root, found=found, problems=problems)
+
+
+def _consider(kind: str, path: Path, rel: str, *, link: bool, real_dir: bool, file: bool,
+              recursive: bool, root: Path, found: list[SourceFile],
+              problems: list[Problem]) -> None:
+    """What one entry of a record folder is: a record, a folder to walk, a link out of the
+    portfolio or a hidden record to report, or nothing. Shared by the walk and by the dev
+    server's look at the paths a save named, so that both find the same."""
+    name = rel.rsplit("/", 1)[-1]
+    if _skipped(name):
+        if _hidden_record(name) and not real_dir:
+            problems.append(_hidden_problem(rel))
+        return
+    if link and not path.resolve().is_relative_to(root):
+        problems.append(problem(Location(rel), "unsafe-path",
+                                "this is a link to a place outside the portfolio; "
+                                "it is not read"))
+    elif real_dir:  # linked folders are not walked: no loops
+        if recursive:
+            _walk(kind, path, rel, recursive, root, found, problems)
+    elif name.endswith(RECORD_SUFFIXES) and file:
+        found.append(SourceFile(kind, rel, path))
