@@ -24,6 +24,8 @@ from .model import (
     Organization,
     Persona,
     Portfolio,
+    dated_until,
+    same_objects,
 )
 from .segments import BUILTINS
 
@@ -308,7 +310,7 @@ def score_rfm(contacts: Sequence[Contact], as_of: dt.date, config: Config) -> tu
 
 def _base_contact(c: Customer, interactions: Sequence[Interaction], as_of: dt.date,
                   config: Config) -> Contact:
-    past = tuple(i for i in interactions if i.day <= as_of)
+    past = tuple(interactions[:dated_until(interactions, as_of)])  # sorted by date
     purchases = tuple(i for i in past if i.kind == "purchase")
     cancellations = tuple(i for i in past if i.kind == "cancellation")
     active = _active_at(purchases, cancellations, as_of)
@@ -410,10 +412,6 @@ def _segments_of(contact: Contact, config: Config, as_of: dt.date) -> tuple[str,
     return tuple(joined)
 
 
-def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
 def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, memo: DeriveMemo,
                     fits: MutableMapping[str, str] | None) -> tuple[list[Contact],
                                                                     LifetimeModel]:
@@ -464,7 +462,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
         refs = tuple(sorted(referrals.get(cid, ())))
         previous = memo.base.get(cid)
         if previous and previous[0] is customer and \
-                (previous[1] is mine or _same(previous[1], mine)) and \
+                (previous[1] is mine or same_objects(previous[1], mine)) and \
                 previous[2] == refs:
             contact = previous[3]
         else:
@@ -480,7 +478,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
         memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
     rfm, method = memo.rfm
     personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
-    if not _same(personas, memo.personas):
+    if not same_objects(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
     contacts, memo.matched = _step(
         contacts, memo.matched, rfm.get,
@@ -540,7 +538,7 @@ def _accounts(portfolio: Portfolio, contacts: dict[str, Contact], problems: list
         org = portfolio.organizations[oid]
         members = tuple(by_org.get(oid, ()))
         before = memo.accounts.get(oid)
-        if before is not None and before[0] is org and _same(before[1], members):
+        if before is not None and before[0] is org and same_objects(before[1], members):
             account, found = before[2], before[3]
         else:
             found_list: list[Problem] = []

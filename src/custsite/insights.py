@@ -6,14 +6,13 @@ Pure functions of `Derived`: the build date comes from it, nothing reads the clo
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from .derive import Contact, Derived
-from .model import STAGES, Interaction
+from .model import STAGES, Interaction, dated_until
 
 FUNNEL = ("lead", "suspect", "prospect", "customer", "repeat")
 ABOUT_TO_LAPSE_DAYS = 60  # how long before lapsing a customer shows on the watch list
@@ -118,7 +117,7 @@ def revenue_by_month(derived: Derived, months: int = 12) -> list[MonthRevenue]:
 def _past(derived: Derived) -> Sequence[Interaction]:
     """The interactions up to the build date: sorted by date, they are a prefix."""
     everything = derived.portfolio.interactions
-    return everything[:bisect_right(everything, derived.as_of, key=lambda i: i.day)]
+    return everything[:dated_until(everything, derived.as_of)]
 
 
 def _purchases(derived: Derived) -> Iterable[Interaction]:

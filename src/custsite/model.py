@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -144,3 +146,15 @@ class Portfolio:
     personas: dict[str, Persona]
     # Each customer id named by interactions (known or not), with them in the same order.
     by_customer: dict[str, tuple[Interaction, ...]] = field(default_factory=dict)
+
+
+def dated_until(interactions: Sequence[Interaction], day: dt.date) -> int:
+    """How many of these interactions, sorted by `Interaction.sort_key`, are dated on or
+    before `day`: the past is a prefix, found by bisection rather than by a pass."""
+    return bisect_right(interactions, day, key=lambda i: i.day)
+
+
+def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """The very same objects in the same order, not merely equal ones: what the dev server's
+    memos compare, in time proportional to the length and without deep comparisons."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))

@@ -7,7 +7,6 @@ only once everything is loaded, so one run reports every problem of the portfoli
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,17 @@ from . import records
 from .config import Config
 from .errors import Location, Problem, did_you_mean
 from .fields import ID_RE, Context, Field
-from .model import DIRECTED_KINDS, Customer, Interaction, Organization, Persona, Portfolio, Record
+from .model import (
+    DIRECTED_KINDS,
+    Customer,
+    Interaction,
+    Organization,
+    Persona,
+    Portfolio,
+    Record,
+    dated_until,
+    same_objects,
+)
 from .parse import read_document
 from .sources import SourceFile, discover
 
@@ -168,10 +177,6 @@ class AssembleMemo:
         field(default_factory=dict)
 
 
-def _same(a: list[FileRecords], b: list[FileRecords]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
 def _sorted_interactions(files: list[FileRecords], ctx: Context) -> tuple[
         tuple[Interaction, ...], dict[str, tuple[Interaction, ...]]]:
     unique = _unique((i for f in files for i in f.interactions), "interaction", ctx)
@@ -191,7 +196,7 @@ def assemble(config: Config, files: list[FileRecords], problems: list[Problem],
     for f in files:
         problems.extend(f.problems)
     with_interactions = [f for f in files if f.interactions]
-    if not _same(with_interactions, memo.interaction_files):
+    if not same_objects(with_interactions, memo.interaction_files):
         memo.duplicates = []
         memo.interactions, memo.by_customer = _sorted_interactions(
             with_interactions, config.context(memo.duplicates))
@@ -312,7 +317,7 @@ def _check_customer_interactions(customer: Customer, mine: tuple[Interaction, ..
 def check_dates(p: Portfolio, as_of: dt.date, ctx: Context) -> None:
     """Interactions after the date the build reasons about are ignored; say so."""
     # Sorted by date: the future is the end of the list.
-    for i in p.interactions[bisect_right(p.interactions, as_of, key=lambda i: i.day):]:
+    for i in p.interactions[dated_until(p.interactions, as_of):]:
         ctx.report(i.loc("date"), "future-interaction",
                    f"dated {i.day}, after the build date {as_of}; it is ignored until then")
 
