@@ -24,20 +24,28 @@ FITS_FILE = "lifetime-fits.json"
 MAX_FITS = 8  # the fits of the last few versions of the records are enough to go back
 
 
+def read_json(path: Path) -> object:
+    """A cache file's data; None when it is missing, unreadable or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _texts(data: object) -> dict[str, str]:
+    """The text entries of a JSON object, nothing else."""
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 class FitStore(dict[str, str]):
     """Lifetime model fits by the key of the histories they were made from (see
     lifetime.fit), read from and saved to the cache folder."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__()
+        super().__init__(_texts(read_json(path)))
         self.path = path
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        if isinstance(data, dict):
-            self.update({k: v for k, v in data.items()
-                         if isinstance(k, str) and isinstance(v, str)})
         self.saved = dict(self)
 
     def save(self) -> None:
@@ -78,19 +86,11 @@ class NoteStore:
     (the versions of the Markdown library, of the sanitiser and of the conversion), so an
     upgrade starts afresh; only the notes of the last build are kept."""
 
-    def __init__(self, path: Path | None, render: Callable[[str], str]) -> None:
+    def __init__(self, path: Path, render: Callable[[str], str]) -> None:
         self.path = path
         self.render = render
-        self.known: dict[str, str] = {}
+        self.known = _texts(read_json(path))
         self.used: dict[str, str] = {}
-        if path is not None:
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            if isinstance(data, dict):
-                self.known = {k: v for k, v in data.items()
-                              if isinstance(k, str) and isinstance(v, str)}
 
     def html(self, text: str) -> str:
         key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
@@ -104,8 +104,7 @@ class NoteStore:
 
     def save(self) -> None:
         """Keep the notes of this build (if any was new or any is gone)."""
-        if self.path is not None and self.used.keys() != self.known.keys() and \
-                write_json(self.path, self.used):
+        if self.used.keys() != self.known.keys() and write_json(self.path, self.used):
             self.known = dict(self.used)
 
 

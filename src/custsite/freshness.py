@@ -14,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
-from .cache import write_json
+from .cache import read_json, write_json
 from .config import CONFIG_FILE, Config
 from .errors import Location, Problem, Severity
 from .gitinfo import history_state
@@ -93,14 +92,16 @@ def _folder_id(output: Path) -> tuple[int, int] | None:
 
 def up_to_date(config: Config, stamp: str, output: Path) -> LastBuild | None:
     """The last build, when the site at `output` is exactly what this build would write."""
+    data = read_json(_state_path(config))
+    if not isinstance(data, dict):
+        return None
     try:
-        data = json.loads(_state_path(config).read_text(encoding="utf-8"))
         last = LastBuild(data["fingerprint"], data["output"], tuple(data["folder"]),
                          int(data["files"]), int(data["contacts"]),
                          tuple(Problem(Location(q["path"], q["line"], q["col"]), q["code"],
                                        q["message"], Severity(q["severity"]))
                                for q in data["problems"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
     if last.fingerprint != stamp or last.output != str(output.resolve()) or \
             _folder_id(output) != last.folder:
