@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from custsite import build as build_module
 from custsite import render
 from custsite.build import build
 from custsite.cache import NoteStore
@@ -39,7 +38,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(text)
         return real(text)
 
-    monkeypatch.setattr(build_module, "markdown_to_html", counted)
+    monkeypatch.setattr(render, "markdown_to_html", counted)
     return seen
 
 
@@ -77,7 +76,7 @@ def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFac
     build(root, output=tmp_path / "two")
     assert len(seen) == 3 and _tree(tmp_path / "two") == _tree(tmp_path / "one")
     # Another Markdown library or sanitiser version: another file, nothing reused.
-    monkeypatch.setattr(build_module, "notes_version", lambda: "other")
+    monkeypatch.setattr(render, "notes_version", lambda: "other")
     seen.clear()
     build(root, output=tmp_path / "three")
     assert len(seen) == 3 and (root / ".custsite-cache/notes-other.json").is_file()

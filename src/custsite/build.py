@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cache import fit_store, note_store
+from .cache import fit_store
 from .config import Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
 from .freshness import fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .output import write_site
-from .render import markdown_to_html, notes_version, render_site
+from .render import render_site, rendered_notes
 from .validate import check_dates, load_portfolio
 
 
@@ -107,8 +107,7 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     result = check(root, as_of=as_of, cache=True)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
-    notes = note_store(result.config, lambda text: str(markdown_to_html(text)),
-                       notes_version())
+    notes = rendered_notes(result.config)
     with paused_gc():
         pages = render_site(with_changes(result), notes)
     forget(config)  # a build killed after the swap must not leave a stale record behind

@@ -19,13 +19,13 @@ from pathlib import Path
 import jinja2
 
 from .build import paused_gc, record_changes
-from .cache import NoteStore, fit_store, note_store
+from .cache import NoteStore, fit_store
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
 from .pages import INTERACTIONS, LIFETIME, PageSpec, customer_path
-from .render import Renderer, RowCache, environment, markdown_to_html, notes_version
+from .render import Renderer, RowCache, environment, rendered_notes
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
 
@@ -215,8 +215,7 @@ class Session:
         self._forget_rows(keys)
         if self.env is None:
             self.env = environment(derived.config)
-            self.notes = note_store(derived.config, lambda text: str(markdown_to_html(text)),
-                                    notes_version())
+            self.notes = rendered_notes(derived.config)
         renderer = Renderer(derived, self.rows, self.env, self.notes)
         old = self.snapshot.files if keys is not None else {}
         files: dict[str, bytes] = {}

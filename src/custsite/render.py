@@ -19,7 +19,7 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from . import __version__
-from .cache import NoteStore
+from .cache import NoteStore, note_store
 from .config import Config
 from .data import (
     contact_record,
@@ -64,6 +64,11 @@ def notes_version() -> str:
     settings = (metadata.version("markdown"), metadata.version("nh3"), _MD_EXTENSIONS,
                 sorted(_ALLOWED_TAGS), sorted(_URL_SCHEMES))
     return hashlib.blake2b(repr(settings).encode(), digest_size=6).hexdigest()
+
+
+def rendered_notes(config: Config) -> NoteStore:
+    """The cache of notes rendered by `markdown_to_html`, read from the cache folder."""
+    return note_store(config, lambda text: str(markdown_to_html(text)), notes_version())
 
 
 def markdown_to_html(text: str) -> Markup:
