@@ -110,7 +110,6 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-Records = Callable[[Contact], dict[str, Any]]
 RecordsJson = Callable[[Contact], str]
 GIT_COLUMNS = ("last_changed", "last_changed_by")
 

@@ -168,14 +168,11 @@ def reminders_due(derived: Derived) -> tuple[tuple[Interaction, str, int], ...]:
 
 
 def follow_ups_due(derived: Derived,
-                   reminders: Iterable[tuple[Interaction, str, int]] | None = None
-                   ) -> list[FollowUp]:
-    """Open reminders whose due date has come, one per contact they name, most overdue
-    first; `reminders` are those of `reminders_due` when already known."""
+                   reminders: Iterable[tuple[Interaction, str, int]]) -> list[FollowUp]:
+    """Open reminders whose due date has come (those of `reminders_due`, kept while the
+    interactions do not change), with the contacts they name, most overdue first."""
     contacts = derived.contacts
-    return [FollowUp(i, contacts[cid], days)
-            for i, cid, days in (reminders_due(derived) if reminders is None else reminders)
-            if cid in contacts]
+    return [FollowUp(i, contacts[cid], days) for i, cid, days in reminders if cid in contacts]
 
 
 def about_to_lapse(derived: Derived, days: int = ABOUT_TO_LAPSE_DAYS) -> list[Contact]:
