@@ -142,6 +142,47 @@ def test_template_error_is_a_located_problem(scratch_portfolio: ScratchFactory) 
         "template-error", "templates/_footer.html", 2)
 
 
+def test_lists_are_rendered_after_publishing(scratch_portfolio: ScratchFactory) -> None:
+    """After an edit the contact's own page is ready when the site is published; the lists it
+    appears in follow, or are rendered first when asked for: never the build before's."""
+    root = scratch_portfolio(FILES)
+    session = Session(root)
+    session.rebuild()
+    _edit(root / "records/customers/cid.yaml", "Cid Ray", "Cid Rayner")
+    report = session.rebuild(["records/customers/cid.yaml"])
+    files = session.snapshot.files
+    assert "customers/index.html" in report.rendered and files.pending() > 0
+    assert b"Cid Rayner" in files["customers/index.html"]  # rendered for this request
+    assert session.finish() is None and files.pending() == 0
+    assert b"Cid Rayner" in files["data/portfolio.json"]
+
+
+def test_a_page_rendered_late_can_still_fail(scratch_portfolio: ScratchFactory) -> None:
+    """A template that fails only for some records fails in a page rendered after
+    publishing: the site turns into the error page, and the next good save renders all."""
+    from custsite.build import check
+    from custsite.render import render_site
+
+    template = "{% if contacts|length > 3 %}{{ nope.missing }}{% endif %}ok\n"
+    root = scratch_portfolio({**FILES, "templates/customers.html": template})
+    session = Session(root)
+    session.rebuild()
+    before = session.snapshot.files["customers/index.html"]
+    (root / "records/customers/dee.yaml").write_text("name: Dee Fox\n")
+    assert session.rebuild(["records/customers/dee.yaml"]).ok
+    late = session.finish()
+    assert late is not None and not late.ok
+    (found,) = session.snapshot.problems
+    assert (found.code, found.location.path, found.location.line) == (
+        "template-error", "templates/customers.html", 1)
+    assert session.snapshot.files["customers/index.html"] == before
+    (root / "records/customers/dee.yaml").unlink()
+    report = session.rebuild(["records/customers/dee.yaml"])
+    assert report.ok and session.snapshot.problems == ()
+    assert "customers/ann/index.html" in report.rendered  # everything, not only what changed
+    assert session.snapshot.files == {p.path: p.content for p in render_site(check(root).derived)}
+
+
 @pytest.mark.parametrize(("raw", "expected"), [
     ("/", "index.html"), ("/customers/", "customers/index.html"),
     ("/customers/ann/index.html?x=1", "customers/ann/index.html"),

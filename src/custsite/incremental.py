@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -25,7 +26,7 @@ from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
 from .pages import INTERACTIONS, LIFETIME, PageSpec, customer_path
-from .render import Renderer, RowCache, environment, rendered_notes
+from .render import DATA_FILES, Page, Renderer, RowCache, environment, rendered_notes
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
 
@@ -43,15 +44,94 @@ class BuildReport:
     full: bool
     problems: tuple[Problem, ...] = ()
     changed: tuple[str, ...] | None = None  # the paths the rebuild was told of; None: any
+    # Seconds until the pages rendered after publishing were done too (see SiteFiles).
+    finished: float | None = None
+
+
+Job = Callable[[], list[Page]]
+
+
+class SiteFiles(Mapping[str, bytes]):
+    """The files of one build of the site, in memory, some of them possibly still to be
+    rendered.
+
+    After an edit the dev server renders the pages of the contacts that changed at once and
+    publishes the site; the other pages that changed (lists of thousands of rows, the
+    dashboard, the data files) are rendered right after, or first when a request asks for one
+    (Hugo's "fast render mode" works this way). A request therefore always gets the page of
+    the latest build, never the one before it, and the saved page is served without waiting
+    for the lists it also appears in. A job that fails leaves the page as it was and reports
+    the problem (`on_error`), which replaces the site by the error page.
+    """
+
+    def __init__(self, files: dict[str, bytes | Job] | None = None,
+                 previous: Mapping[str, bytes] | None = None,
+                 on_error: Callable[[Problem], None] | None = None) -> None:
+        self._files = files if files is not None else {}
+        self._previous = previous or {}
+        self._on_error = on_error
+        self._lock = threading.Lock()
+
+    def __getitem__(self, path: str) -> bytes:
+        value = self._files[path]
+        if isinstance(value, bytes):
+            return value
+        with self._lock:
+            self._run(path)
+            found = self._files[path]
+            assert isinstance(found, bytes)
+            return found
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files  # without rendering it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def pending(self) -> int:
+        return sum(1 for v in self._files.values() if not isinstance(v, bytes))
+
+    def finish(self) -> None:
+        """Render every page still waiting."""
+        for path in [p for p, v in self._files.items() if not isinstance(v, bytes)]:
+            with self._lock:
+                self._run(path)
+        self._previous = {}  # no longer needed: builds must not keep each other alive
+
+    def _run(self, path: str) -> None:
+        job = self._files[path]
+        if isinstance(job, bytes):
+            return  # done meanwhile, for another request or with another path of its job
+        try:
+            pages = job()
+        except TemplateFailed as exc:
+            for p, v in self._files.items():  # nothing more is rendered for this build
+                if not isinstance(v, bytes):
+                    self._files[p] = self._previous.get(p, b"")
+            if self._on_error is not None:
+                self._on_error(exc.problem)
+            return
+        for page in pages:
+            self._files[page.path] = page.content
 
 
 @dataclass
 class SiteSnapshot:
-    """A complete site in memory; replaced as a whole, never modified in place."""
+    """A complete site in memory; replaced as a whole, never modified in place (but for its
+    pages rendered later, see SiteFiles)."""
 
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: SiteFiles = field(default_factory=SiteFiles)
     problems: tuple[Problem, ...] = ()  # errors that stop the site: shown on every page
     epoch: int = 0
+
+
+def _differ(a: object, b: object) -> bool:
+    """Not the very same object and not equal: most are the same after an edit, and a
+    dataclass compares all its fields even with itself."""
+    return a is not b and a != b
 
 
 def changed_keys(old: Derived, new: Derived) -> set[str] | None:
@@ -59,17 +139,15 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
     if old.as_of != new.as_of or old.config != new.config:
         return None
     keys: set[str] = set()
-    was, now = old.portfolio.interactions, new.portfolio.interactions
-    if was is not now and was != now:
+    if _differ(old.portfolio.interactions, new.portfolio.interactions):
         keys.add(INTERACTIONS)
     if old.lifetime is not new.lifetime:  # fitted again (derive keeps it while it can)
         keys.add(LIFETIME)
-    for cid in old.contacts.keys() | new.contacts.keys():
-        if old.contacts.get(cid) != new.contacts.get(cid):
-            keys.add(cid)
+    was, now = old.contacts, new.contacts
+    keys.update(cid for cid in was.keys() | now.keys() if _differ(was.get(cid), now.get(cid)))
     for oid in old.accounts.keys() | new.accounts.keys():
         before, after = old.accounts.get(oid), new.accounts.get(oid)
-        if before != after:
+        if _differ(before, after):
             keys.add(f"org:{oid}")
             if (before and after and before.organization != after.organization) or \
                     not (before and after):
@@ -78,11 +156,11 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
                 keys.update(after.contacts if after else ())
     old_p, new_p = old.portfolio.personas, new.portfolio.personas
     for pid in old_p.keys() | new_p.keys():
-        if old_p.get(pid) != new_p.get(pid) or \
+        if _differ(old_p.get(pid), new_p.get(pid)) or \
                 old.persona_matches.get(pid) != new.persona_matches.get(pid):
             keys.add(f"persona:{pid}")
     for sid in old.segments.keys() | new.segments.keys():
-        if old.segments.get(sid) != new.segments.get(sid):
+        if _differ(old.segments.get(sid), new.segments.get(sid)):
             keys.add(f"segment:{sid}")
     return keys
 
@@ -113,6 +191,7 @@ class Session:
         self.sources: Sources | None = None
         self.changes: dict[str, Change] = {}
         self.snapshot = SiteSnapshot()
+        self.stale = False  # a page rendered late failed: the next build renders every page
         self.lock = threading.Lock()  # one build at a time
 
     def needs_full(self, changed: Iterable[str] | None) -> bool:
@@ -130,7 +209,25 @@ class Session:
         """Build again; `changed` lists the paths (relative to the root) that were modified,
         created or deleted, or None when anything may have changed."""
         with self.lock, paused_gc():
+            self.snapshot.files.finish()  # the last build's late pages, with its renderer
             return self._rebuild(list(changed) if changed is not None else None)
+
+    def finish(self) -> BuildReport | None:
+        """Render the pages the last rebuild left for later (see SiteFiles); a report of the
+        failure when one of them cannot be rendered."""
+        with self.lock, paused_gc():
+            epoch = self.snapshot.epoch
+            self.snapshot.files.finish()
+            if self.snapshot.epoch == epoch:
+                return None
+            return BuildReport(self.snapshot.epoch, False, (), (), (), 0.0, False,
+                               self.snapshot.problems)
+
+    def _late_failure(self, found: Problem) -> None:
+        """A page rendered after the site was published failed: every page shows the
+        problem, as for any template error, and the next build renders every page again."""
+        self.stale = True
+        self.snapshot = SiteSnapshot(self.snapshot.files, (found,), self.snapshot.epoch + 1)
 
     def _unchanged(self, rel: str) -> bool:
         """The file is as the last build read it (editors often signal a save twice)."""
@@ -177,7 +274,8 @@ class Session:
         errors = tuple(p for p in problems if p.severity is Severity.ERROR)
         if errors:
             return self._failed(errors, parsed, start, full)
-        keys = None if full or self.derived is None else changed_keys(self.derived, derived)
+        keys = None if full or self.derived is None or self.stale else \
+            changed_keys(self.derived, derived)
         try:
             files, rendered = self._render(derived, keys)
         except TemplateFailed as exc:
@@ -186,7 +284,9 @@ class Session:
         if keys is None and self.notes is not None:
             self.notes.save()  # the next start of the server finds them
         self.derived = derived
-        self.snapshot = SiteSnapshot(files, (), self.snapshot.epoch + 1)
+        self.stale = False
+        self.snapshot = SiteSnapshot(SiteFiles(files, self.snapshot.files, self._late_failure),
+                                     (), self.snapshot.epoch + 1)
         return BuildReport(self.snapshot.epoch, True, tuple(parsed), tuple(rendered), removed,
                            time.perf_counter() - start, keys is None, tuple(problems),
                            None if changed is None else tuple(changed))
@@ -211,41 +311,57 @@ class Session:
             self.rows.forget({k for k in keys if ":" not in k})
 
     def _render(self, derived: Derived,
-                keys: set[str] | None) -> tuple[dict[str, bytes], list[str]]:
+                keys: set[str] | None) -> tuple[dict[str, bytes | Job], list[str]]:
+        """The files of the new site. After an edit, the pages of the contacts that changed
+        are rendered now and the other changed pages are left as jobs (see SiteFiles)."""
         self._forget_rows(keys)
         if self.env is None:
             self.env = environment(derived.config)
             self.notes = rendered_notes(derived.config)
         renderer = Renderer(derived, self.rows, self.env, self.notes)
         old = self.snapshot.files if keys is not None else {}
-        files: dict[str, bytes] = {}
+        files: dict[str, bytes | Job] = {}
         rendered: list[str] = []
         deps: dict[str, frozenset[str]] = {}
         everything = keys is None or "*" in keys
-        specs = renderer.specs(customers=everything)
         if not everything:
-            specs.extend(self._customer_pages(renderer, keys or set(), old, files, deps))
-        for spec in specs:
-            deps[spec.path] = spec.deps
-            if everything or spec.path not in old or (keys and self._shows(spec, keys)):
+            for spec in self._customer_pages(renderer, keys or set(), old, files, deps):
+                deps[spec.path] = spec.deps
                 for page in renderer.page(spec):
                     files[page.path] = page.content
                 rendered.append(spec.path)
+        for spec in renderer.specs(customers=everything):
+            deps[spec.path] = spec.deps
+            if everything:
+                for page in renderer.page(spec):
+                    files[page.path] = page.content
+            elif spec.path not in old or (keys and self._shows(spec, keys)):
+                job = partial(renderer.page, spec)
+                files[spec.path] = job
+                if spec.twin_path:
+                    files[spec.twin_path] = job
             else:
                 files[spec.path] = old[spec.path]
                 if spec.twin_path:
                     files[spec.twin_path] = old[spec.twin_path]
+                continue
+            rendered.append(spec.path)
         if keys is None or keys or not self.assets:
-            # The data files hold every contact; photos and theme files are cheap to copy.
-            self.assets = {page.path: page.content for page in renderer.assets()}
+            # Photos and theme files are cheap to copy; the data files hold every contact.
+            self.assets = {page.path: page.content for page in renderer.static_files()}
+            for path in DATA_FILES:
+                files[path] = renderer.data_files
+        else:
+            for path in DATA_FILES:
+                files[path] = old[path]
         files.update(self.assets)
         self.deps = deps
         if files.keys() != old.keys():
             files = dict(sorted(files.items()))
         return files, rendered
 
-    def _customer_pages(self, renderer: Renderer, keys: set[str], old: dict[str, bytes],
-                        files: dict[str, bytes], deps: dict[str, frozenset[str]]
+    def _customer_pages(self, renderer: Renderer, keys: set[str], old: Mapping[str, bytes],
+                        files: dict[str, bytes | Job], deps: dict[str, frozenset[str]]
                         ) -> list[PageSpec]:
         """The pages of the customers that changed or show something that did; the others
         are copied as they were, without making their page specs (a contact that did not

@@ -19,7 +19,7 @@ from . import charts, insights
 from .data import JsonText, RecordsJson, json_array
 from .derive import Contact, Derived
 from .lifetime import model_data
-from .model import STAGES, Interaction
+from .model import STAGES, Interaction, Persona
 
 RECENT_ACTIVITY = 200
 INTERACTIONS = "interactions"  # the dependency key of pages that list interactions
@@ -136,7 +136,7 @@ def _customer_deps(c: Contact) -> frozenset[str]:
     return frozenset(deps)
 
 
-def dashboard_context(derived: Derived, persona_stats: list[insights.PersonaStats],
+def dashboard_context(derived: Derived, stats: Callable[[], dict[str, insights.PersonaStats]],
                       parts: Parts) -> dict[str, Any]:
     steps = insights.funnel_steps(derived)
     figures = parts.figures()
@@ -160,7 +160,7 @@ def dashboard_context(derived: Derived, persona_stats: list[insights.PersonaStat
         "about_to_lapse": insights.about_to_lapse(derived),
         "win_back": insights.win_back(derived),
         "satisfaction": figures.satisfaction,
-        "persona_stats": persona_stats,
+        "persona_stats": list(stats().values()),
         "uncovered": insights.uncovered(derived),
         "recent": insights.recent_interactions(derived),
         "about_to_lapse_days": insights.ABOUT_TO_LAPSE_DAYS,
@@ -201,6 +201,14 @@ def _model_context(derived: Derived) -> dict[str, Any]:
 
 def _with_members(members: Callable[[], list[Contact]], **context: Any) -> dict[str, Any]:
     return {**context, "members": members()}
+
+
+def _persona_context(persona: Persona, stats: Callable[[], dict[str, insights.PersonaStats]],
+                     contacts: dict[str, Contact],
+                     members: Callable[[], list[Contact]]) -> dict[str, Any]:
+    stat = stats()[persona.id]
+    return {"members": members(), "persona": persona, "stat": stat,
+            "targets": [contacts[c] for c in stat.targets]}
 
 
 def _members_of(contacts: dict[str, Contact], everyone: list[Contact],
@@ -250,9 +258,9 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
     contacts = derived.contacts
     record = parts.record_json
     everyone = _by_name(contacts)
-    persona_stats = insights.persona_stats(derived)
-    yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, persona_stats,
-                                                     parts))
+    # Made only if a page that shows them is rendered.
+    stats = cache(lambda: {s.id: s for s in insights.persona_stats(derived)})
+    yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, stats, parts))
 
     yield PageSpec("customers/index.html", "customers.html",
                    partial(_customers_context, derived, everyone, parts),
@@ -280,18 +288,16 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
                                account=account),
                        deps=frozenset({f"org:{oid}", *account.contacts}))
 
-    stats = {s.id: s for s in persona_stats}
-    yield PageSpec("personas/index.html", "personas.html", partial(dict, stats=stats),
+    yield PageSpec("personas/index.html", "personas.html", lambda: {"stats": stats()},
                    twin=lambda: {"personas": [{
                        "id": s.id, "name": s.name, "matches": s.matches,
                        "by_stage": s.by_stage, "conversion": s.conversion,
-                       "targets": list(s.targets)} for s in stats.values()]})
+                       "targets": list(s.targets)} for s in stats().values()]})
     for pid, persona in sorted(derived.portfolio.personas.items()):
         matched = derived.persona_matches[pid]
         yield PageSpec(f"personas/{pid}/index.html", "persona.html",
-                       partial(_with_members, _sorted_members(contacts, everyone, matched),
-                               persona=persona, stat=stats[pid],
-                               targets=[contacts[c] for c in stats[pid].targets]),
+                       partial(_persona_context, persona, stats, contacts,
+                               _sorted_members(contacts, everyone, matched)),
                        deps=frozenset({f"persona:{pid}", *matched}))
 
     segments = list(derived.segments.values())
@@ -308,13 +314,15 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
 
     counts = insights.stage_counts(derived)
     yield PageSpec("stages/index.html", "stages.html",
-                   partial(dict, counts=counts, definitions=STAGE_DEFINITIONS,
-                           steps=insights.funnel_steps(derived)),
+                   lambda: {"counts": counts, "definitions": STAGE_DEFINITIONS,
+                            "steps": insights.funnel_steps(derived)},
                    twin=lambda: {"stages": [{"stage": s, "count": counts[s],
                                              "definition": STAGE_DEFINITIONS[s]}
                                             for s in STAGES]})
-    for stage in STAGES:
-        in_stage = [c for c in everyone if c.stage == stage]
+    by_stage: dict[str, list[Contact]] = {stage: [] for stage in STAGES}
+    for c in everyone:
+        by_stage[c.stage].append(c)
+    for stage, in_stage in by_stage.items():
         yield PageSpec(f"stages/{stage}/index.html", "stage.html",
                        partial(dict, stage=stage, definition=STAGE_DEFINITIONS[stage],
                                members=in_stage),

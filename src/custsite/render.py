@@ -46,6 +46,8 @@ class Page:
     content: bytes
 
 
+DATA_FILES = ("data/portfolio.json", "data/customers.csv")
+
 _MD_EXTENSIONS = ["extra", "sane_lists"]
 _MD = md.Markdown(extensions=_MD_EXTENSIONS, output_format="html")
 # No <img>: an image URL in a note would make the site call out to another host.
@@ -305,17 +307,23 @@ class Renderer:
 
     def assets(self) -> list[Page]:
         """The theme's static files, the data files and persona photos."""
+        return [*self.static_files(), *self.data_files()]
+
+    def static_files(self) -> list[Page]:
+        """The theme's static files and persona photos: copied, cheap to make again."""
         pages: list[Page] = []
         static = resources.files("custsite") / "static"
         for item in sorted(static.iterdir(), key=lambda t: t.name):
             if item.is_file():
                 pages.append(Page(f"static/{item.name}", item.read_bytes()))
-        pages.append(Page("data/portfolio.json",
-                          portfolio_json(self.derived, self.record_json)))
-        pages.append(Page("data/customers.csv", customers_csv(
-            self.derived, self.csv_columns(), self.csv_line)))
         pages.extend(persona_photos(self.derived))
         return pages
+
+    def data_files(self) -> list[Page]:
+        """Every contact as JSON and as CSV (the paths are DATA_FILES)."""
+        return [Page(DATA_FILES[0], portfolio_json(self.derived, self.record_json)),
+                Page(DATA_FILES[1], customers_csv(self.derived, self.csv_columns(),
+                                                  self.csv_line))]
 
 
 def render_site(derived: Derived, notes: NoteStore | None = None) -> list[Page]:

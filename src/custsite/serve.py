@@ -23,6 +23,7 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import FrameType
 from typing import Any
@@ -83,6 +84,7 @@ class DevServer:
         return self.session.snapshot
 
     def rebuild(self, changed: list[str] | None = None) -> BuildReport:
+        start = time.perf_counter()
         with self.changed:
             self.building = True
         try:
@@ -99,6 +101,15 @@ class DevServer:
                 self.changed.notify_all()
         if self.report is None or report.epoch != self.report.epoch:
             self.report = report  # a save signalled twice must not hide what the build did
+        # The pages left for later, while requests are answered (one may render its own first).
+        late = self.session.finish()
+        gc.freeze()
+        if late is not None:
+            self.report = report = late
+            with self.changed:
+                self.changed.notify_all()  # open pages reload into the error page
+        elif report is self.report:
+            self.report = report = replace(report, finished=time.perf_counter() - start)
         return report
 
     def wait_for_build(self, timeout: float = 60.0) -> SiteSnapshot:
@@ -239,6 +250,7 @@ def status(server: DevServer) -> dict[str, Any]:
     if r is None:
         return {"epoch": 0}
     return {"epoch": r.epoch, "ok": r.ok, "full": r.full, "seconds": round(r.seconds, 4),
+            "finished": None if r.finished is None else round(r.finished, 4),
             "changed": None if r.changed is None else list(r.changed),
             "parsed": list(r.parsed), "rendered": list(r.rendered), "removed": list(r.removed),
             "problems": [p.format() for p in r.problems]}
@@ -254,6 +266,7 @@ class _Watcher(FileSystemEventHandler):
         self.observer = observer
         self.watched: set[Path] = set()
         self.pending: set[str] = set()
+        self.writing: set[str] = set()  # files modified and not closed yet (inotify only)
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopped = False
@@ -299,6 +312,15 @@ class _Watcher(FileSystemEventHandler):
         if not found:
             return
         with self.lock:
+            if event.event_type in ("modified", "created") and not event.is_directory:
+                self.writing.update(found)
+            elif event.event_type == "closed":
+                self.writing.difference_update(found)
+                if found <= self.pending:
+                    self.wake.set()  # the write is complete: no need to wait longer
+                    return
+            else:  # moved or deleted: done at once
+                self.writing.difference_update(found)
             self.pending.update(found)
         self.wake.set()
 
@@ -307,11 +329,16 @@ class _Watcher(FileSystemEventHandler):
             self.wake.wait()
             if self.stopped:
                 return
-            # Debounce: editors write a file in several steps; wait until they are done.
+            # Debounce: editors write a file in several steps; wait until they are done,
+            # which a file's "closed" event says at once (the polling observer has none).
             while True:
                 self.wake.clear()
-                time.sleep(DEBOUNCE_SECONDS)
-                if not self.wake.is_set():
+                with self.lock:
+                    if not self.writing:
+                        break
+                if not self.wake.wait(DEBOUNCE_SECONDS):
+                    with self.lock:  # settled: e.g. a file its writer keeps open
+                        self.writing.clear()
                     break
             with self.lock:
                 changed, self.pending = sorted(self.pending), set()
@@ -329,8 +356,11 @@ def _describe(report: BuildReport) -> str:
     if not report.ok:
         return (f"build failed: {len(report.problems)} problem(s); the pages show them "
                 f"({report.seconds:.2f} s)")
+    later = "" if report.finished is None or report.full else \
+        f", the last in {report.finished:.2f} s"
     return (f"rebuilt in {report.seconds:.2f} s: {len(report.parsed)} file(s) read, "
-            f"{len(report.rendered)} page(s) rendered" + (" (everything)" if report.full else ""))
+            f"{len(report.rendered)} page(s) rendered" + (" (everything)" if report.full else "")
+            + later)
 
 
 def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
