@@ -74,11 +74,11 @@ def generate(out: Path, contacts: int = 10_000, per_contact: int = 10, seed: int
             "\n".join(line for line in lines if line) + "\n", encoding="utf-8")
         items = []
         count = rnd.randint(max(per_contact - 4, 0), per_contact + 4)
-        start = AS_OF - dt.timedelta(days=rnd.randint(60, 1500))
-        for k in range(count):
-            day = start + dt.timedelta(days=k * rnd.randint(5, 60))
-            if day > AS_OF:
-                break
+        offsets = [k * rnd.randint(5, 60) for k in range(count)]
+        # Every interaction on or before AS_OF: the portfolio has `per_contact` on average.
+        start = AS_OF - dt.timedelta(days=max(offsets, default=0) + rnd.randint(0, 900))
+        for k, offset in enumerate(offsets):
+            day = start + dt.timedelta(days=offset)
             kind = KINDS[rnd.randrange(len(KINDS))]
             item = [f"- customer: {cid}", f"  date: {day.isoformat()}", f"  kind: {kind}",
                     f"  summary: {kind.capitalize()} number {k + 1}"]

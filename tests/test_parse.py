@@ -82,3 +82,25 @@ def test_empty_yaml_file(tmp_path: Path) -> None:
     problems: list[Problem] = []
     assert read_document(f, "x.yaml", problems) is None
     assert [p.code for p in problems] == ["missing-field"]
+
+
+def test_tags_are_pyyaml_safe_loader_tags() -> None:
+    """The loader's own resolution of tags gives what PyYAML's safe loader gives."""
+    import yaml
+
+    from custsite.parse import _Loader
+
+    samples = ["", "~", "null", "Null", "NULL", "nul", "yes", "No", "ON", "off", "y", "n",
+               "true", "False", "0", "-1", "+12", "0o17", "017", "0x1F", "0b101", "1_000",
+               "190:20:30", "1.5", "-.5", "1e3", "6.8523015e+5", ".inf", "-.Inf", ".NaN",
+               "2026-01-31", "2026-1-3", "2001-12-14t21:59:43.10-05:00", "<<", "=", "abc",
+               "c-000001", "Ann Lee", "12 Main St", "+44 20 7946 0000", "a@b.example",
+               "@x", "`x", "%x", "!x", "-", ".", "1.2.3", "0.", "1:2", "3:60", "é", "日本"]
+    plain = yaml.SafeLoader("")
+    ours = _Loader("")
+    for value in samples:
+        for implicit in ((True, False), (False, True), (False, False)):
+            assert ours.resolve(yaml.ScalarNode, value, implicit) == \
+                plain.resolve(yaml.ScalarNode, value, implicit), (value, implicit)
+    for kind in (yaml.SequenceNode, yaml.MappingNode):
+        assert ours.resolve(kind, None, (True, False)) == plain.resolve(kind, None, (True, False))

@@ -1,3 +1,3 @@
-from custsite.cli import main
+from custsite.cli import run
 
-main()
+run()

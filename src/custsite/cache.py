@@ -102,6 +102,19 @@ class NoteStore:
             self.used[key] = found
         return found
 
+    def since(self, before: set[str]) -> tuple[dict[str, str], list[str]]:
+        """What this store used beyond the keys `before`: the notes it rendered and the keys
+        of the cached ones it used; a rendering process hands them to the parent's store."""
+        fresh = [k for k in self.used if k not in before]
+        return ({k: self.used[k] for k in fresh if k not in self.known},
+                [k for k in fresh if k in self.known])
+
+    def merge(self, rendered: dict[str, str], reused: list[str]) -> None:
+        """Take in what another process's copy of this store used (see `since`)."""
+        self.used.update(rendered)
+        for key in reused:
+            self.used[key] = self.known[key]
+
     def save(self) -> None:
         """Keep the notes of this build (if any was new or any is gone)."""
         if self.used.keys() != self.known.keys() and write_json(self.path, self.used):

@@ -1,0 +1,138 @@
+"""Rendering the pages of a build on every core.
+
+Rendering is most of a cold build (Markdown notes above all) and each page depends only on the
+derived portfolio, so after derivation the build forks worker processes that inherit it as it
+is in memory: nothing of the portfolio is pickled. Workers take pages from a shared counter in
+chunks (the costly list pages first, then the contacts' pages), render them and send the bytes
+back through a pipe; the parent writes them as they come (see output.write_site), so no
+process ever holds the whole site. The build freezes the collector's view of what exists
+before (build.frozen_gc): a child's collections never touch, hence never copy, what it
+inherited. The notes a worker rendered go back to the parent for the
+notes cache. A page is the same bytes whichever process renders it.
+
+`multiprocessing` with the fork start method rather than `concurrent.futures`: an executor
+pickles every task and its arguments, which for this workload costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from collections.abc import Iterator
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .cache import NoteStore
+from .derive import Derived
+from .errors import CustsiteError, TemplateFailed
+from .pages import PageSpec
+from .render import Page, Renderer
+
+# Below this many pages, starting processes costs more than it saves.
+MIN_PARALLEL_PAGES = 2_000
+CHUNK = 64  # pages a worker takes at a time: few messages, yet an even finish
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (a container's limit included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _order(specs: list[PageSpec]) -> list[PageSpec]:
+    """List pages first: each is slow, and one left for the end would leave a core idle."""
+    return sorted(specs, key=lambda s: s.template == "customer.html")
+
+
+def render_pages(derived: Derived, notes: NoteStore | None = None,
+                 jobs: int | None = None) -> Iterator[Page]:
+    """Every file of the site, in no particular order, rendered by `jobs` processes (default:
+    one per core)."""
+    renderer = Renderer(derived, notes=notes)
+    specs = _order(renderer.specs())
+    jobs = cpu_count() if jobs is None else max(1, jobs)
+    if jobs == 1 or len(specs) < MIN_PARALLEL_PAGES or "fork" not in \
+            multiprocessing.get_all_start_methods():
+        for spec in specs:
+            yield from renderer.page(spec)
+        yield from renderer.assets()
+        return
+    yield from _in_workers(renderer, specs, notes, jobs)
+
+
+def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
+                jobs: int) -> Iterator[Page]:
+    ctx = multiprocessing.get_context("fork")
+    taken = ctx.Value("i", 0)  # where the next chunk of specs starts
+    readers: list[Connection] = []
+    workers = []
+    try:
+        for _ in range(jobs):
+            reader, writer = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_work, args=(renderer, specs, notes, taken, writer),
+                               daemon=True)
+            proc.start()
+            writer.close()
+            readers.append(reader)
+            workers.append(proc)
+        busy = list(readers)
+        while busy:
+            for ready in wait(busy):
+                assert isinstance(ready, Connection)
+                try:
+                    kind, payload = ready.recv()
+                except EOFError:
+                    raise CustsiteError("a rendering process ended unexpectedly") from None
+                if kind == "pages":
+                    for path, content in payload:
+                        yield Page(path, content)
+                elif kind == "done":
+                    if notes is not None:
+                        notes.merge(*payload)
+                    busy.remove(ready)
+                else:
+                    _raise(kind, payload)
+    finally:
+        for proc in workers:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+        for reader in readers:
+            reader.close()
+
+
+def _raise(kind: str, payload: Any) -> None:
+    if kind == "template":
+        raise TemplateFailed(payload)
+    if kind == "custsite":
+        raise CustsiteError(payload)
+    raise RuntimeError(f"a rendering process failed:\n{payload}")
+
+
+def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
+          taken: Any, out: Connection) -> None:
+    """A worker: take chunks until none is left, send their pages, then the new notes."""
+    before = set(notes.used) if notes is not None else set()
+    try:
+        while True:
+            with taken.get_lock():
+                start = taken.value
+                taken.value += CHUNK
+            if start >= len(specs):
+                break
+            pages = [page for spec in specs[start:start + CHUNK] for page in renderer.page(spec)]
+            if start == 0:
+                pages.extend(renderer.assets())  # the data files and copies, once
+            out.send(("pages", [(p.path, p.content) for p in pages]))
+        out.send(("done", notes.since(before) if notes is not None else ({}, [])))
+    except TemplateFailed as exc:
+        out.send(("template", exc.problem))
+    except CustsiteError as exc:
+        out.send(("custsite", str(exc)))
+    except Exception:  # reported to the parent, which raises it
+        out.send(("error", traceback.format_exc()))
+    finally:
+        out.close()

@@ -1,0 +1,57 @@
+"""Pages rendered by several processes: the same site, the same errors, the same notes cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from custsite import parallel
+from custsite.build import build
+from custsite.errors import TemplateFailed
+
+from .conftest import AS_OF
+from .test_output import _portfolio, digest
+
+
+@pytest.fixture
+def every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes even for the small example portfolio, and small chunks: every process
+    renders some pages, the data files included."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_PAGES", 0)
+    monkeypatch.setattr(parallel, "CHUNK", 3)
+
+
+def _notes(root: Path) -> dict[str, str]:
+    (found,) = (root / ".custsite-cache").glob("notes-*.json")
+    data: dict[str, str] = json.loads(found.read_text())
+    return data
+
+
+@pytest.mark.usefixtures("every_size")
+def test_processes_make_the_same_site(tmp_path: Path) -> None:
+    one, three = _portfolio(tmp_path / "a"), _portfolio(tmp_path / "b")
+    serial = build(one, as_of=AS_OF, jobs=1)
+    forked = build(three, as_of=AS_OF, jobs=3)
+    assert (serial.files, serial.contacts) == (forked.files, forked.contacts)
+    assert digest(one / "site") == digest(three / "site")
+    # The notes each process rendered came back to the cache.
+    assert _notes(one) == _notes(three) and _notes(three)
+
+
+@pytest.mark.usefixtures("every_size")
+def test_an_error_in_a_process_is_located_and_keeps_the_old_site(tmp_path: Path) -> None:
+    root = _portfolio(tmp_path)
+    build(root, as_of=AS_OF, jobs=2)
+    before = digest(root / "site")
+    (root / "templates").mkdir(exist_ok=True)
+    (root / "templates/customer.html").write_text("{% if contact.id.startswith('z') %}"
+                                                  "{% else %}{{ nope.missing }}{% endif %}\n")
+    with pytest.raises(TemplateFailed) as caught:
+        build(root, as_of=AS_OF, jobs=2)
+    found = caught.value.problem
+    assert (found.code, found.location.path, found.location.line) == (
+        "template-error", "templates/customer.html", 1)
+    assert digest(root / "site") == before
+    assert not list(tmp_path.glob("portfolio/.site.new-*"))  # no half-written folder left
