@@ -11,7 +11,7 @@ from custsite import parallel
 from custsite.build import build
 from custsite.errors import TemplateFailed
 
-from .conftest import AS_OF
+from .conftest import AS_OF, ScratchFactory
 from .test_output import _portfolio, digest
 
 
@@ -55,3 +55,22 @@ def test_an_error_in_a_process_is_located_and_keeps_the_old_site(tmp_path: Path)
         "template-error", "templates/customer.html", 1)
     assert digest(root / "site") == before
     assert not list(tmp_path.glob("portfolio/.site.new-*"))  # no half-written folder left
+
+
+def test_processes_read_the_same_records(monkeypatch: pytest.MonkeyPatch,
+                                         scratch_portfolio: ScratchFactory) -> None:
+    """Files read in other processes come back as the same records and problems, in order,
+    broken files included."""
+    from custsite import validate
+    from custsite.build import check
+
+    root = _portfolio(scratch_portfolio({}))
+    (root / "records/customers/broken.yaml").write_text("name: [unclosed\n")
+    (root / "records/interactions/odd.yaml").write_text("- {customer: nobody, kind: call}\n")
+    monkeypatch.setattr(validate, "MIN_PARALLEL_FILES", 0)
+    serial, forked = check(root, as_of=AS_OF, jobs=1), check(root, as_of=AS_OF, jobs=3)
+    assert [p.format() for p in forked.problems] == [p.format() for p in serial.problems]
+    assert any(p.code == "yaml-syntax" for p in forked.problems)
+    assert forked.derived.contacts == serial.derived.contacts
+    assert forked.derived.portfolio.personas.keys() == serial.derived.portfolio.personas.keys()
+    assert forked.derived.segments == serial.derived.segments

@@ -88,19 +88,21 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False) -> CheckResult:
+def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
+          jobs: int | None = None) -> CheckResult:
     """Load, validate and derive the portfolio under `root`; every problem, sorted. With
     `cache`, lifetime model fits are read from and kept in the cache folder (builds do;
-    `validate` writes nothing)."""
+    `validate` writes nothing). Many files are read by `jobs` processes (default: one per
+    core)."""
     with paused_gc():
-        return _check(root, as_of, cache)
+        return _check(root, as_of, cache, jobs)
 
 
-def _check(root: Path, as_of: dt.date | None, cache: bool) -> CheckResult:
+def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None) -> CheckResult:
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
-    portfolio = load_portfolio(config, problems)
+    portfolio = load_portfolio(config, problems, jobs=jobs)
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config) if cache else None
     derived = derive(portfolio, day, fits=fits)
@@ -126,7 +128,7 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         if any(p.severity is Severity.ERROR or strict for p in problems):
             raise ValidationFailed(problems)
         return BuildResult(out, last.files, last.contacts, day, problems, fresh=True)
-    result = check(root, as_of=as_of, cache=True)
+    result = check(root, as_of=as_of, cache=True, jobs=jobs)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
     notes = rendered_notes(result.config)

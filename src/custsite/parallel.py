@@ -2,22 +2,18 @@
 
 Rendering is most of a cold build (Markdown notes above all) and each page depends only on the
 derived portfolio, so after derivation the build forks worker processes that inherit it as it
-is in memory: nothing of the portfolio is pickled. Workers take pages from a shared counter in
-chunks (the costly list pages first, then the contacts' pages), render them and send the bytes
-back through a pipe; the parent writes them as they come (see output.write_site), so no
-process ever holds the whole site. The build freezes the collector's view of what exists
-before (build.frozen_gc): a child's collections never touch, hence never copy, what it
-inherited. The notes a worker rendered go back to the parent for the
-notes cache. A page is the same bytes whichever process renders it.
-
-`multiprocessing` with the fork start method rather than `concurrent.futures`: an executor
-pickles every task and its arguments, which for this workload costs more than it saves.
+is in memory (see forking): nothing of the portfolio is pickled. Workers take pages from a
+shared counter in chunks (the costly list pages first, then the contacts' pages), render them
+and send the bytes back through a pipe; the parent writes them as they come (see
+output.write_site), so no process ever holds the whole site. The notes a worker rendered go
+back to the parent for the notes cache. A page is the same bytes whichever process renders it.
+The build freezes the collector's view of what existed before (build.frozen_gc): a child's
+collections never touch, hence never copy, the memory it inherited.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
@@ -26,20 +22,13 @@ from typing import Any
 from .cache import NoteStore
 from .derive import Derived
 from .errors import CustsiteError, TemplateFailed
+from .forking import can_fork, cpu_count, raise_reported, stop
 from .pages import PageSpec
 from .render import Page, Renderer
 
 # Below this many pages, starting processes costs more than it saves.
 MIN_PARALLEL_PAGES = 2_000
 CHUNK = 64  # pages a worker takes at a time: few messages, yet an even finish
-
-
-def cpu_count() -> int:
-    """The cores this process may run on (a container's limit included)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 def _order(specs: list[PageSpec]) -> list[PageSpec]:
@@ -54,8 +43,7 @@ def render_pages(derived: Derived, notes: NoteStore | None = None,
     renderer = Renderer(derived, notes=notes)
     specs = _order(renderer.specs())
     jobs = cpu_count() if jobs is None else max(1, jobs)
-    if jobs == 1 or len(specs) < MIN_PARALLEL_PAGES or "fork" not in \
-            multiprocessing.get_all_start_methods():
+    if jobs == 1 or len(specs) < MIN_PARALLEL_PAGES or not can_fork():
         for spec in specs:
             yield from renderer.page(spec)
         yield from renderer.assets()
@@ -94,22 +82,9 @@ def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | No
                         notes.merge(*payload)
                     busy.remove(ready)
                 else:
-                    _raise(kind, payload)
+                    raise_reported(kind, payload)
     finally:
-        for proc in workers:
-            if proc.is_alive():
-                proc.terminate()
-            proc.join()
-        for reader in readers:
-            reader.close()
-
-
-def _raise(kind: str, payload: Any) -> None:
-    if kind == "template":
-        raise TemplateFailed(payload)
-    if kind == "custsite":
-        raise CustsiteError(payload)
-    raise RuntimeError(f"a rendering process failed:\n{payload}")
+        stop(workers, readers)
 
 
 def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,

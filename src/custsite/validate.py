@@ -17,6 +17,7 @@ from . import records
 from .config import Config
 from .errors import Location, Problem, did_you_mean
 from .fields import ID_RE, Context, Field
+from .forking import can_fork, cpu_count, forked_map
 from .model import (
     DIRECTED_KINDS,
     Customer,
@@ -100,6 +101,10 @@ def signature(path: Path) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+MIN_PARALLEL_FILES = 2_000  # below, starting processes costs more than it saves
+FILE_COST = 400  # reading a file costs about as much as converting this many bytes of it
+
+
 def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Field],
               known: tuple[int, int, int] | None = None) -> FileRecords:
     """Read and convert one record file, alone; `known` is its signature when already read."""
@@ -134,32 +139,53 @@ def load_portfolio(config: Config, problems: list[Problem], *,
                    parsed: list[str] | None = None,
                    sources: list[SourceFile] | None = None,
                    changed: set[str] | None = None,
-                   memo: AssembleMemo | None = None) -> Portfolio:
+                   memo: AssembleMemo | None = None,
+                   jobs: int | None = None) -> Portfolio:
     """Read, convert and cross-check every record; problems are appended.
 
     With a `cache`, files whose signature has not changed are not read again; the paths that
     were read are appended to `parsed`. The dev server passes the `sources` it keeps, the
     paths a save `changed` (only those are looked at again; None: look at every file) and
-    the `memo` of the previous assembly.
+    the `memo` of the previous assembly. Many files are read by `jobs` processes (default:
+    one per core).
     """
     if sources is None:
         sources = discover(config, problems)
     cache = {} if cache is None else cache
-    customer_schema = records.customer_schema(config)
-    files: list[FileRecords] = []
+    todo: list[tuple[SourceFile, tuple[int, int, int]]] = []
     for source in sources:
         cached = cache.get(source.rel)
         if cached is None or changed is None or source.rel in changed:
             current = signature(source.path)
             if cached is None or cached.signature != current:
-                cached = cache[source.rel] = load_file(source, config, customer_schema, current)
-                if parsed is not None:
-                    parsed.append(source.rel)
-        files.append(cached)
+                todo.append((source, current))
+    for (source, _), found in zip(todo, read_files(config, todo, jobs), strict=True):
+        cache[source.rel] = found
+        if parsed is not None:
+            parsed.append(source.rel)
     if len(cache) != len(sources):
         for gone in set(cache) - {s.rel for s in sources}:
             del cache[gone]
-    return assemble(config, files, problems, memo)
+    return assemble(config, [cache[s.rel] for s in sources], problems, memo)
+
+
+def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]]],
+               jobs: int | None = None) -> list[FileRecords]:
+    """Read and convert these files (with their signatures), in order; many of them in
+    `jobs` processes. Personas are read here: their compiled rules stay in this process."""
+    schema = records.customer_schema(config)
+    jobs = cpu_count() if jobs is None else jobs
+    if jobs < 2 or len(todo) < MIN_PARALLEL_FILES or not can_fork():
+        return [load_file(source, config, schema, current) for source, current in todo]
+    out: dict[int, FileRecords] = {}
+    personas = [i for i, (source, _) in enumerate(todo) if source.kind == "persona"]
+    for i in personas:
+        out[i] = load_file(todo[i][0], config, schema, todo[i][1])
+    others = [i for i in range(len(todo)) if i not in out]
+    found = forked_map(lambda i: load_file(todo[i][0], config, schema, todo[i][1]), others,
+                       jobs, cost=lambda i: todo[i][1][1] + FILE_COST)
+    out.update(zip(others, found, strict=True))
+    return [out[i] for i in range(len(todo))]
 
 
 @dataclass
