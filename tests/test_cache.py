@@ -89,3 +89,97 @@ def test_an_unwritable_cache_is_only_skipped(tmp_path: Path) -> None:
     assert store.html("x") == "<p>x</p>"
     store.save()  # cannot create the folder: no error
     assert blocked.read_text() == "not a folder"
+
+
+def _converting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The record files converted from here on."""
+    from custsite import validate
+
+    seen: list[str] = []
+    real = validate.load_file
+
+    def counted(source: validate.SourceFile, *args: object) -> validate.FileRecords:
+        seen.append(source.rel)
+        return real(source, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validate, "load_file", counted)
+    return seen
+
+
+def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFactory,
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Converted files, rendered notes and fits are kept between builds, and a build that
+    uses them writes the very bytes of a build without any cache."""
+    import shutil
+
+    root = scratch_portfolio({**FILES, "personas/p.md":
+                              "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
+    seen = _converting(monkeypatch)
+    build(root)
+    edits = [
+        ("records/customers/bob.yaml", "name: Bob Stone", "name: Bob Stoner"),
+        ("records/interactions/calls.yaml", "2026-01-12", "2026-01-13"),
+        ("records/customers/cid.yaml", None, "name: Cid Ray\nreferred_by: ann\n"),
+        ("personas/p.md", "kind: person", "kind: company"),
+        ("records/customers/cid.yaml", None, None),
+    ]
+    for rel, old, new in edits:
+        path = root / rel
+        if old is not None and new is not None:
+            path.write_text(path.read_text().replace(old, new))
+        elif new is not None:
+            path.write_text(new)
+        else:
+            path.unlink()
+        seen.clear()
+        build(root)
+        # Only the edited file, and the personas (their compiled rules are not kept).
+        assert set(seen) <= {rel, "personas/p.md"}, rel
+        cold = tmp_path / "cold"
+        shutil.rmtree(cold, ignore_errors=True)
+        shutil.copytree(root, cold, ignore=shutil.ignore_patterns(".custsite-cache", "site"))
+        build(cold)
+        assert _tree(root / "site") == _tree(cold / "site"), rel
+
+
+def test_records_kept_by_someone_else_are_never_unpickled(scratch_portfolio: ScratchFactory,
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Kept records are pickles, signed with this user's key: a cache folder from another
+    user or machine (committed to a repository, say) is converted afresh, and a pickle that
+    would run code is never loaded."""
+    import pickle
+
+    root = scratch_portfolio(FILES)
+    build(root)
+    (shards,) = (root / ".custsite-cache").glob("records-*")
+    seen = _converting(monkeypatch)
+    build(root, output=tmp_path / "again")
+    assert seen == []  # all taken from the store
+    # Another user's key: nothing is taken.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-home"))
+    build(root, output=tmp_path / "other")
+    assert len(seen) == 3
+    # A planted pickle that would run code when loaded, with a forged signature.
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (marker.write_text, ("ran",))
+
+    for shard in shards.glob("*.pickle"):
+        shard.write_bytes(b"\0" * 32 + pickle.dumps({"x": ("y", Exploit())}))
+    seen.clear()
+    build(root, output=tmp_path / "planted")
+    assert not marker.exists() and len(seen) == 3
+    assert _tree(tmp_path / "planted") == _tree(tmp_path / "again")
+
+
+def test_validate_writes_no_cache(scratch_portfolio: ScratchFactory) -> None:
+    from .conftest import run
+
+    root = scratch_portfolio(FILES)
+    assert run("validate", root=root).exit_code == 0
+    assert not (root / ".custsite-cache").exists()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cache import fit_store
-from .config import Config, load_config, source_date
+from .cache import RecordStore, fit_store
+from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
-from .freshness import fingerprint, forget, remember, up_to_date
+from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .output import write_site
 from .parallel import render_pages
@@ -26,6 +28,7 @@ class CheckResult:
     config: Config
     derived: Derived
     problems: list[Problem]
+    records: RecordStore | None = None  # the converted files, for the next build
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -88,12 +91,21 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+def record_store(config: Config) -> RecordStore:
+    """The converted record files of the last build: they depend on custsite's code and
+    custsite.yaml too."""
+    config_file = config.root / CONFIG_FILE
+    key = hashlib.sha256(repr((code_version(), sys.version_info[:2], config_file.read_bytes()
+                               if config_file.is_file() else b"")).encode()).hexdigest()
+    return RecordStore(config.root / config.paths.cache, key)
+
+
 def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
           jobs: int | None = None) -> CheckResult:
     """Load, validate and derive the portfolio under `root`; every problem, sorted. With
-    `cache`, lifetime model fits are read from and kept in the cache folder (builds do;
-    `validate` writes nothing). Many files are read by `jobs` processes (default: one per
-    core)."""
+    `cache`, converted record files and lifetime model fits are kept in the cache folder
+    (builds do; `validate` only reads what is there). Many files are read by `jobs`
+    processes (default: one per core)."""
     with paused_gc():
         return _check(root, as_of, cache, jobs)
 
@@ -102,14 +114,15 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None) -> 
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
-    portfolio = load_portfolio(config, problems, jobs=jobs)
+    store = record_store(config)
+    portfolio = load_portfolio(config, problems, jobs=jobs, store=store)
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config) if cache else None
     derived = derive(portfolio, day, fits=fits)
     if fits is not None:
         fits.save()
     problems.extend(derived.problems)
-    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
+    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), store)
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -135,6 +148,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     forget(config)  # a build killed after the swap must not leave a stale record behind
     with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
         count = write_site(render_pages(with_changes(result), notes, jobs), out, root=root)
+    if result.records is not None:
+        result.records.save()
     notes.save()
     remember(config, stamp, out, count, len(result.derived.contacts), result.problems)
     return BuildResult(out, count, len(result.derived.contacts), result.derived.as_of,

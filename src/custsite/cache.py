@@ -9,12 +9,16 @@ the build computes again.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
+import pickle
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 
@@ -63,13 +67,19 @@ def fit_store(config: Config) -> FitStore:
 
 def write_json(path: Path, data: object) -> bool:
     """Write atomically (a temporary file renamed over the old one); False on failure."""
+    return write_bytes(path, json.dumps(data, ensure_ascii=False,
+                                        separators=(",", ":")).encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Write atomically (a temporary file renamed over the old one); False on failure."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
-        os.chmod(tmp, 0o644)  # as any file the build writes (mkstemp makes it private)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, mode)  # mkstemp makes it private; most cache files need not be
         os.replace(tmp, path)
         return True
     except OSError as exc:
@@ -123,3 +133,111 @@ class NoteStore:
 
 def note_store(config: Config, render: Callable[[str], str], version: str) -> NoteStore:
     return NoteStore(config.root / config.paths.cache / f"notes-{version}.json", render)
+
+
+def _secret() -> bytes | None:
+    """This user's key for signing pickled caches, made on first use, kept outside any
+    portfolio (`$XDG_CACHE_HOME/custsite/`); None when it cannot be kept."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = Path(base) / "custsite" / "signing-key"
+    try:
+        data = path.read_bytes()
+        if len(data) == 32:
+            return data
+    except OSError:
+        pass
+    if not write_bytes(path, os.urandom(32), mode=0o600):
+        return None
+    try:
+        data = path.read_bytes()  # another build may have made it at the same moment
+    except OSError:
+        return None
+    return data if len(data) == 32 else None
+
+
+class RecordStore:
+    """Converted record files by path and content hash, kept between builds: a warm build
+    converts only the files that changed (reading YAML is most of a build's checks).
+
+    Records are Python objects, kept with pickle, which can run code when it reads: a cache
+    file is therefore signed (HMAC-SHA256) with a key of this user's kept outside the
+    portfolio, and one signed with any other key (say, a `.custsite-cache/` committed to a
+    repository) is never unpickled. `key` names what the records were converted with (the
+    code and custsite.yaml): a new key misses, and saving removes the others. Files are kept
+    in shards by path, so that after an edit only the shard of the edited file is written."""
+
+    PREFIX = "records-"
+    SHARDS = 64
+
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder = folder
+        self.path = folder / f"{self.PREFIX}{key[:24]}"
+        self.secret: bytes | None = None
+        self.entries: dict[str, tuple[str, Any]] = self._read()
+        self.used: dict[str, tuple[str, Any]] = {}
+        self.changed: set[int] = set()  # shards with an entry added
+
+    def _shard(self, rel: str) -> int:
+        return int.from_bytes(hashlib.blake2b(rel.encode(), digest_size=2).digest(),
+                              "big") % self.SHARDS
+
+    def _read(self) -> dict[str, tuple[str, Any]]:
+        found: dict[str, tuple[str, Any]] = {}
+        shards = sorted(self.path.glob("*.pickle")) if self.path.is_dir() else []
+        if not shards:
+            return found
+        self.secret = _secret()
+        if self.secret is None:
+            return found
+        for shard in shards:
+            try:
+                data = shard.read_bytes()
+            except OSError:
+                continue
+            mac, payload = data[:32], data[32:]
+            if not hmac.compare_digest(mac, hmac.new(self.secret, payload, "sha256").digest()):
+                continue
+            try:
+                entries = pickle.loads(payload)  # signed by us: made by this code, see above
+            except Exception:  # a class renamed by an edited checkout, say: convert afresh
+                continue
+            if isinstance(entries, dict):
+                found.update(entries)
+        return found
+
+    def get(self, rel: str, digest: str) -> Any | None:
+        found = self.entries.get(rel)
+        if found is None or found[0] != digest:
+            return None
+        self.used[rel] = found
+        return found[1]
+
+    def keep(self, rel: str, digest: str, value: Any) -> None:
+        self.used[rel] = (digest, value)
+        self.changed.add(self._shard(rel))
+
+    def save(self) -> None:
+        """Write the shards that changed (an entry added or gone); failures only log."""
+        changed = self.changed | {self._shard(rel) for rel in self.entries.keys() - self.used}
+        if not changed:
+            return
+        self.secret = self.secret or _secret()
+        if self.secret is None:
+            return
+        shards: dict[int, dict[str, tuple[str, Any]]] = {k: {} for k in changed}
+        for rel, entry in self.used.items():
+            mine = shards.get(self._shard(rel))
+            if mine is not None:
+                mine[rel] = entry
+        for k, entries in shards.items():
+            path = self.path / f"{k:02d}.pickle"
+            if not entries:
+                path.unlink(missing_ok=True)
+                continue
+            payload = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
+            mac = hmac.new(self.secret, payload, "sha256").digest()
+            write_bytes(path, mac + payload, mode=0o600)
+        for other in self.folder.glob(f"{self.PREFIX}*"):
+            if other != self.path:
+                shutil.rmtree(other, ignore_errors=True)
+        self.entries, self.changed = dict(self.used), set()

@@ -56,20 +56,24 @@ def _files(folder: Path) -> list[tuple[str, int, int]]:
     return found
 
 
-def fingerprint(config: Config, as_of: dt.date, output: Path) -> str:
-    """The hash of everything the site at `output` is made from."""
-    digest = hashlib.sha256()
-    package = resources.files("custsite")
+def code_version() -> str:
+    """The hash of the code that makes a site: custsite's own files (an edited checkout
+    counts as a new version), its version, and those of the libraries that shape the pages."""
     versions = [metadata.version("custsite")]
     for name in LIBRARIES:
         try:
             versions.append(f"{name}={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{name}=?")
-    digest.update(repr((versions, as_of.isoformat(), str(output.resolve()),
+    package = Path(str(resources.files("custsite")))
+    return hashlib.sha256(repr((versions, _files(package))).encode()).hexdigest()
+
+
+def fingerprint(config: Config, as_of: dt.date, output: Path) -> str:
+    """The hash of everything the site at `output` is made from."""
+    digest = hashlib.sha256()
+    digest.update(repr((code_version(), as_of.isoformat(), str(output.resolve()),
                         history_state(config.root))).encode())
-    # custsite's own code, templates and theme: an edited checkout counts as a new version.
-    digest.update(repr(_files(Path(str(package)))).encode())
     config_file = config.root / CONFIG_FILE
     digest.update(config_file.read_bytes() if config_file.is_file() else b"")
     p = config.paths

@@ -8,6 +8,7 @@ converted later, through the record schema (see `fields.py`), so nothing the use
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Union
@@ -107,6 +108,7 @@ class Document:
     root: YNode | None
     body: str | None
     body_line: int
+    digest: str = ""  # of the bytes it was read from (see cache.RecordStore)
 
 
 class _Converter:
@@ -190,6 +192,11 @@ def parse_yaml(text: str, path: str, *, line_offset: int = 0,
         return None
 
 
+def file_digest(data: bytes) -> str:
+    """What identifies a file's content (see cache.RecordStore)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def decode(data: bytes, path: str, problems: list[Problem]) -> str | None:
     """UTF-8 text with a BOM and CRLF accepted; None (and a problem) when it is not text."""
     if len(data) > MAX_FILE_BYTES:
@@ -257,7 +264,8 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
         root = parse_yaml(front, rel, line_offset=1, problems=problems)
         if root is None and not front.strip():
             root = YMap((), Location(rel, 1, 1))
-        return Document(rel, root, body, body_line) if root is not None else None
+        return Document(rel, root, body, body_line, file_digest(data)) \
+            if root is not None else None
     before = len(problems)
     root = parse_yaml(text, rel, problems=problems)
     if root is None:
@@ -265,4 +273,4 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
             problems.append(problem(Location(rel, 1, 1), "missing-field",
                                     "the file is empty; expected the record's fields"))
         return None
-    return Document(rel, root, None, 0)
+    return Document(rel, root, None, 0, file_digest(data))

@@ -6,14 +6,16 @@ only once everything is loaded, so one run reports every problem of the portfoli
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from . import records
+from .cache import RecordStore
 from .config import Config
 from .errors import Location, Problem, did_you_mean
 from .fields import ID_RE, Context, Field
@@ -29,7 +31,7 @@ from .model import (
     dated_until,
     same_objects,
 )
-from .parse import read_document
+from .parse import file_digest, read_document
 from .sources import SourceFile, discover
 
 R = TypeVar("R", bound=Record)
@@ -86,6 +88,7 @@ class FileRecords:
     interactions: tuple[Interaction, ...] = ()
     personas: tuple[Persona, ...] = ()
     problems: tuple[Problem, ...] = ()
+    digest: str = ""  # of the bytes converted; "" when the file could not be read
 
 
 # Parsed files by path, reused while a file's signature is unchanged (the dev server keeps one
@@ -131,7 +134,8 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
             found["personas"] = (p,) if p else ()
     if not valid_id:
         found = {}
-    return FileRecords(current, problems=tuple(problems), **found)
+    return FileRecords(current, problems=tuple(problems), digest=doc.digest if doc else "",
+                       **found)
 
 
 def load_portfolio(config: Config, problems: list[Problem], *,
@@ -140,14 +144,15 @@ def load_portfolio(config: Config, problems: list[Problem], *,
                    sources: list[SourceFile] | None = None,
                    changed: set[str] | None = None,
                    memo: AssembleMemo | None = None,
-                   jobs: int | None = None) -> Portfolio:
+                   jobs: int | None = None,
+                   store: RecordStore | None = None) -> Portfolio:
     """Read, convert and cross-check every record; problems are appended.
 
     With a `cache`, files whose signature has not changed are not read again; the paths that
     were read are appended to `parsed`. The dev server passes the `sources` it keeps, the
     paths a save `changed` (only those are looked at again; None: look at every file) and
     the `memo` of the previous assembly. Many files are read by `jobs` processes (default:
-    one per core).
+    one per core); a `store` keeps converted files between builds.
     """
     if sources is None:
         sources = discover(config, problems)
@@ -159,7 +164,7 @@ def load_portfolio(config: Config, problems: list[Problem], *,
             current = signature(source.path)
             if cached is None or cached.signature != current:
                 todo.append((source, current))
-    for (source, _), found in zip(todo, read_files(config, todo, jobs), strict=True):
+    for (source, _), found in zip(todo, read_files(config, todo, jobs, store), strict=True):
         cache[source.rel] = found
         if parsed is not None:
             parsed.append(source.rel)
@@ -170,21 +175,36 @@ def load_portfolio(config: Config, problems: list[Problem], *,
 
 
 def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]]],
-               jobs: int | None = None) -> list[FileRecords]:
-    """Read and convert these files (with their signatures), in order; many of them in
-    `jobs` processes. Personas are read here: their compiled rules stay in this process."""
+               jobs: int | None = None, store: RecordStore | None = None) -> list[FileRecords]:
+    """Read and convert these files (with their signatures), in order: those the `store`
+    holds with the same content are taken from it, many others are read by `jobs`
+    processes. Personas are read here: their compiled rules stay in this process."""
     schema = records.customer_schema(config)
-    jobs = cpu_count() if jobs is None else jobs
-    if jobs < 2 or len(todo) < MIN_PARALLEL_FILES or not can_fork():
-        return [load_file(source, config, schema, current) for source, current in todo]
     out: dict[int, FileRecords] = {}
-    personas = [i for i, (source, _) in enumerate(todo) if source.kind == "persona"]
-    for i in personas:
-        out[i] = load_file(todo[i][0], config, schema, todo[i][1])
-    others = [i for i in range(len(todo)) if i not in out]
-    found = forked_map(lambda i: load_file(todo[i][0], config, schema, todo[i][1]), others,
-                       jobs, cost=lambda i: todo[i][1][1] + FILE_COST)
-    out.update(zip(others, found, strict=True))
+    if store is not None and store.entries:
+        for i, (source, current) in enumerate(todo):
+            if source.kind != "persona":
+                with contextlib.suppress(OSError):
+                    kept = store.get(source.rel, file_digest(source.path.read_bytes()))
+                    if kept is not None:
+                        out[i] = replace(kept, signature=current)
+    rest = [i for i in range(len(todo)) if i not in out]
+    jobs = cpu_count() if jobs is None else jobs
+    if jobs > 1 and len(rest) >= MIN_PARALLEL_FILES and can_fork():
+        for i in rest:
+            if todo[i][0].kind == "persona":
+                out[i] = load_file(todo[i][0], config, schema, todo[i][1])
+        others = [i for i in rest if i not in out]
+        found = forked_map(lambda i: load_file(todo[i][0], config, schema, todo[i][1]),
+                           others, jobs, cost=lambda i: todo[i][1][1] + FILE_COST)
+        out.update(zip(others, found, strict=True))
+    else:
+        out.update((i, load_file(todo[i][0], config, schema, todo[i][1])) for i in rest)
+    if store is not None:
+        for i in rest:
+            source, made = todo[i][0], out[i]
+            if made.digest and source.kind != "persona":
+                store.keep(source.rel, made.digest, made)
     return [out[i] for i in range(len(todo))]
 
 
