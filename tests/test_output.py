@@ -155,3 +155,27 @@ def test_a_read_only_output_folder_leaves_the_old_site(tmp_path: Path) -> None:
         assert f"Error: cannot write the site into {out}: " in done.stderr
         assert "Traceback" not in done.stderr
         assert digest(out) == before
+
+
+def test_only_changed_files_are_written(tmp_path: Path) -> None:
+    """A page whose bytes did not change is the previous site's file (linked, same inode and
+    time); a changed one is written anew; the result is the same bytes as a fresh build."""
+    root = _portfolio(tmp_path)
+    subprocess.run([sys.executable, "-m", "custsite", "-C", str(root), "build"], check=True,
+                   capture_output=True)
+    site = root / "site"
+    pages = sorted(p for p in (root / "records/customers").iterdir())
+    edited = pages[0]
+    edited.write_text(edited.read_text().replace("name: ", "name: Renamed ", 1))
+    same = site / f"customers/{pages[-1].stem}/index.html"
+    changed = site / f"customers/{edited.stem}/index.html"
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (same, changed)}
+    subprocess.run([sys.executable, "-m", "custsite", "-C", str(root), "build"], check=True,
+                   capture_output=True)
+    assert (same.stat().st_ino, same.stat().st_mtime_ns) == before[same]
+    assert changed.stat().st_ino != before[changed][0]
+    assert b"Renamed" in changed.read_bytes()
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "custsite", "-C", str(root), "build", "-o",
+                    str(fresh)], check=True, capture_output=True)
+    assert digest(site) == digest(fresh)
