@@ -4,6 +4,7 @@ across versions or when damaged."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -109,14 +110,22 @@ def _converting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFactory,
                                                  tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Converted files, rendered notes and fits are kept between builds, and a build that
-    uses them writes the very bytes of a build without any cache."""
-    import shutil
-
+    """Converted files, rendered notes, fits and the contacts' pages that show nothing that
+    changed are kept between builds, and a build that uses them writes the very bytes of a
+    build without any cache."""
     root = scratch_portfolio({**FILES, "personas/p.md":
                               "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
     seen = _converting(monkeypatch)
+    rendered: list[str] = []
+    real_page = render.Renderer.page
+
+    def page(self: render.Renderer, spec: object) -> object:
+        rendered.append(spec.path)  # type: ignore[attr-defined]
+        return real_page(self, spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render.Renderer, "page", page)
     build(root)
+    assert "customers/ann/index.html" in rendered
     edits = [
         ("records/customers/bob.yaml", "name: Bob Stone", "name: Bob Stoner"),
         ("records/interactions/calls.yaml", "2026-01-12", "2026-01-13"),
@@ -133,9 +142,13 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
         else:
             path.unlink()
         seen.clear()
+        rendered.clear()
         build(root)
         # Only the edited file, and the personas (their compiled rules are not kept).
         assert set(seen) <= {rel, "personas/p.md"}, rel
+        if rel == "records/customers/bob.yaml":  # Ann's page does not show Bob: kept
+            assert "customers/bob/index.html" in rendered
+            assert "customers/ann/index.html" not in rendered
         cold = tmp_path / "cold"
         shutil.rmtree(cold, ignore_errors=True)
         shutil.copytree(root, cold, ignore=shutil.ignore_patterns(".custsite-cache", "site"))
@@ -183,3 +196,22 @@ def test_validate_writes_no_cache(scratch_portfolio: ScratchFactory) -> None:
     root = scratch_portfolio(FILES)
     assert run("validate", root=root).exit_code == 0
     assert not (root / ".custsite-cache").exists()
+
+
+def test_a_kept_page_must_still_be_there(scratch_portfolio: ScratchFactory) -> None:
+    """A contact's page is taken from the previous site only from the folder the last build
+    wrote, and only if it is still there."""
+    root = scratch_portfolio(FILES)
+    build(root)
+    page = root / "site/customers/ann/index.html"
+    expected = page.read_bytes()
+    page.unlink()
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stoner\n")
+    build(root)
+    assert page.read_bytes() == expected
+    shutil.rmtree(root / "site")
+    (root / "site").mkdir()  # another folder at the same path: nothing is taken from it
+    (root / "site/.custsite-site").write_text("")
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stone\n")
+    build(root)
+    assert page.read_bytes() == expected

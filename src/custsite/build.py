@@ -20,6 +20,7 @@ from .gitinfo import Change, last_changes
 from .output import write_site
 from .parallel import render_pages
 from .render import rendered_notes
+from .reuse import page_hashes, remember_pages, reusable
 from .validate import check_dates, load_portfolio
 
 
@@ -145,9 +146,13 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
     notes = rendered_notes(result.config)
+    derived = with_changes(result)
+    hashes = page_hashes(derived)
+    keep = reusable(derived, hashes, out)
     forget(config)  # a build killed after the swap must not leave a stale record behind
     with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
-        count = write_site(render_pages(with_changes(result), notes, jobs), out, root=root)
+        count = write_site(render_pages(derived, notes, jobs, keep), out, root=root)
+    remember_pages(derived, hashes, out)
     if result.records is not None:
         result.records.save()
     notes.save()

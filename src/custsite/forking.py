@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -24,6 +25,16 @@ R = TypeVar("R")
 
 def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def start(proc: BaseProcess) -> None:
+    """Start a forked process. Python 3.12+ warns when a process with threads forks: here the
+    threads are idle pools of numeric libraries (OpenBLAS, after the lifetime fit) or the
+    dev server's, which the child never uses; it only runs our own code."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message=r".*multi-threaded, use of fork\(\)")
+        proc.start()
 
 
 def cpu_count() -> int:
@@ -58,7 +69,7 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
             reader, writer = ctx.Pipe(duplex=False)
             part = items[bounds[k]:bounds[k + 1]]
             proc = ctx.Process(target=_map_part, args=(func, part, writer), daemon=True)
-            proc.start()
+            start(proc)
             writer.close()
             readers.append(reader)
             workers.append(proc)

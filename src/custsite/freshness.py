@@ -86,7 +86,7 @@ def _state_path(config: Config) -> Path:
     return config.root / config.paths.cache / STATE_FILE
 
 
-def _folder_id(output: Path) -> tuple[int, int] | None:
+def folder_id(output: Path) -> tuple[int, int] | None:
     try:
         st = output.stat()
     except OSError:
@@ -108,7 +108,7 @@ def up_to_date(config: Config, stamp: str, output: Path) -> LastBuild | None:
     except (ValueError, KeyError, TypeError):
         return None
     if last.fingerprint != stamp or last.output != str(output.resolve()) or \
-            _folder_id(output) != last.folder:
+            folder_id(output) != last.folder:
         return None
     return last
 
@@ -121,7 +121,7 @@ def forget(config: Config) -> None:
 
 def remember(config: Config, stamp: str, output: Path, files: int, contacts: int,
              problems: list[Problem]) -> None:
-    folder = _folder_id(output)
+    folder = folder_id(output)
     if folder is None:
         return
     write_json(_state_path(config), {

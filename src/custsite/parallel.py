@@ -22,7 +22,7 @@ from typing import Any
 from .cache import NoteStore
 from .derive import Derived
 from .errors import CustsiteError, TemplateFailed
-from .forking import can_fork, cpu_count, raise_reported, stop
+from .forking import can_fork, cpu_count, raise_reported, start, stop
 from .pages import PageSpec
 from .render import Page, Renderer
 
@@ -36,12 +36,14 @@ def _order(specs: list[PageSpec]) -> list[PageSpec]:
     return sorted(specs, key=lambda s: s.template == "customer.html")
 
 
-def render_pages(derived: Derived, notes: NoteStore | None = None,
-                 jobs: int | None = None) -> Iterator[Page]:
+def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | None = None,
+                 keep: frozenset[str] = frozenset()) -> Iterator[Page]:
     """Every file of the site, in no particular order, rendered by `jobs` processes (default:
-    one per core)."""
+    one per core); the pages in `keep` are the previous site's (see reuse)."""
     renderer = Renderer(derived, notes=notes)
-    specs = _order(renderer.specs())
+    specs = _order([spec for spec in renderer.specs() if spec.path not in keep])
+    for path in sorted(keep):
+        yield Page(path, b"", kept=True)
     jobs = cpu_count() if jobs is None else max(1, jobs)
     if jobs == 1 or len(specs) < MIN_PARALLEL_PAGES or not can_fork():
         for spec in specs:
@@ -62,7 +64,7 @@ def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | No
             reader, writer = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_work, args=(renderer, specs, notes, taken, writer),
                                daemon=True)
-            proc.start()
+            start(proc)
             writer.close()
             readers.append(reader)
             workers.append(proc)

@@ -40,10 +40,12 @@ from .privacy import publish
 
 @dataclass(frozen=True)
 class Page:
-    """One output file: its path inside the site, and its bytes."""
+    """One output file: its path inside the site, and its bytes; or, `kept`, the file of the
+    same path in the previous site (see reuse)."""
 
     path: str
     content: bytes
+    kept: bool = False
 
 
 DATA_FILES = ("data/portfolio.json", "data/customers.csv")

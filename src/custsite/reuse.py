@@ -1,0 +1,120 @@
+"""Contacts' pages kept from the previous build when nothing they show has changed.
+
+Most of a build after an edit is rendering the page of every contact again, though the edit
+changed a few of them. A contact's page shows the contact itself and the records its
+dependencies name (see pages.PageSpec.deps, which the dev server uses the same way): the
+build hashes each of them, with everything every page shows (custsite's code, custsite.yaml,
+the templates, the date, the segments' titles, the lifetime model), and keeps in the cache
+folder the hash of each page with the identity of the output folder it wrote. The next build
+links the pages whose hash is the same from that folder instead of rendering them, and only
+if that folder is still the one it wrote (tests/test_cache.py builds warm after edits and
+cold, and compares the trees). The list pages, which show every contact, are rendered always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cache import read_json, write_json
+from .config import CONFIG_FILE
+from .derive import Derived
+from .freshness import code_version, folder_id
+from .pages import customer_page
+
+STATE_FILE = "pages.json"
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def _shown_everywhere(derived: Derived) -> str:
+    """What any contact's page may show besides its dependencies."""
+    config = derived.config
+    config_file = config.root / CONFIG_FILE
+    templates = config.root / config.paths.templates
+    own = sorted((p.relative_to(templates).as_posix(), p.read_bytes())
+                 for p in templates.rglob("*") if p.is_file()) if templates.is_dir() else []
+    return _hash(code_version(), config_file.read_bytes() if config_file.is_file() else b"",
+                 own, derived.as_of, derived.lifetime,
+                 sorted((s.id, s.title) for s in derived.segments.values()))
+
+
+def _dependency(derived: Derived) -> Callable[[str], str]:
+    """The hash of a dependency key's content, made once per key."""
+    known: dict[str, str] = {}
+
+    def persona(pid: str) -> object:
+        found = derived.portfolio.personas.get(pid)
+        # Its rule is not shown (membership is part of each contact); its object has no
+        # stable text.
+        return None if found is None else [(f.name, getattr(found, f.name))
+                                           for f in dataclasses.fields(found)
+                                           if f.name != "match"]
+
+    def of(key: str) -> str:
+        found = known.get(key)
+        if found is None:
+            value: Any
+            if key.startswith("org:"):
+                value = derived.accounts.get(key[4:])
+            elif key.startswith("persona:"):
+                value = persona(key[8:])
+            else:
+                contact = derived.contacts.get(key)
+                value = (contact, derived.changes.get(contact.customer.path)
+                         if contact is not None else None)
+            found = known[key] = _hash(key, value)
+        return found
+
+    return of
+
+
+def page_hashes(derived: Derived) -> dict[str, str]:
+    """The hash of what each contact's page shows, by page path."""
+    everywhere = _shown_everywhere(derived)
+    of = _dependency(derived)
+    out = {}
+    for contact in derived.contacts.values():
+        spec = customer_page(contact, derived)
+        out[spec.path] = _hash(everywhere, sorted(of(key) for key in spec.deps))
+    return out
+
+
+def _state(root: Path, cache: str) -> Path:
+    return root / cache / STATE_FILE
+
+
+def reusable(derived: Derived, hashes: dict[str, str], output: Path) -> frozenset[str]:
+    """The pages the last build wrote into this very output folder with the same hash, and
+    that are still there."""
+    config = derived.config
+    data = read_json(_state(config.root, config.paths.cache))
+    if not isinstance(data, dict) or data.get("output") != str(output.resolve()):
+        return frozenset()
+    folder = folder_id(output)
+    if folder is None or data.get("folder") != list(folder):
+        return frozenset()
+    before = data.get("pages")
+    if not isinstance(before, dict):
+        return frozenset()
+    return frozenset(path for path, digest in hashes.items()
+                     if before.get(path) == digest and (output / path).is_file())
+
+
+def remember_pages(derived: Derived, hashes: dict[str, str], output: Path) -> None:
+    """After a build: the hashes of its contacts' pages, with the folder that holds them."""
+    config = derived.config
+    folder = folder_id(output)
+    state = _state(config.root, config.paths.cache)
+    if folder is None:
+        with contextlib.suppress(OSError):
+            state.unlink(missing_ok=True)
+        return
+    write_json(state, {"output": str(output.resolve()), "folder": list(folder),
+                       "pages": hashes})
