@@ -63,21 +63,23 @@ def hugo_binary() -> str:
 def measure(command: list[str], cwd: Path | None = None) -> dict[str, float]:
     """Wall time, and the peak RSS of the largest process and of the whole process tree,
     sampled every 10 ms (psutil), of one run of `command`."""
-    start = time.perf_counter()
-    proc = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    largest = total = 0
-    while proc.poll() is None:
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-            rss = [p.memory_info().rss for p in tree]
-        except psutil.Error:
-            rss = []
-        if rss:
-            largest, total = max(largest, *rss), max(total, sum(rss))
-        time.sleep(0.01)
-    seconds = time.perf_counter() - start
-    if proc.returncode not in (0,):
-        raise SystemExit(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as errors:  # not a pipe: thousands of warnings would fill it
+        start = time.perf_counter()
+        proc = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
+        largest = total = 0
+        while proc.poll() is None:
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+                rss = [p.memory_info().rss for p in tree]
+            except psutil.Error:
+                rss = []
+            if rss:
+                largest, total = max(largest, *rss), max(total, sum(rss))
+            time.sleep(0.01)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed: {errors.read().decode()[-2000:]}")
     return {"seconds": seconds, "largest_mib": largest / MiB, "total_mib": total / MiB}
 
 

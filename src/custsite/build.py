@@ -103,10 +103,11 @@ def record_store(config: Config) -> RecordStore:
 
 def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
           jobs: int | None = None) -> CheckResult:
-    """Load, validate and derive the portfolio under `root`; every problem, sorted. With
-    `cache`, converted record files and lifetime model fits are kept in the cache folder
-    (builds do; `validate` only reads what is there). Many files are read by `jobs`
-    processes (default: one per core)."""
+    """Load, validate and derive the portfolio under `root`; every problem, sorted. What the
+    cache folder holds is used in any case; with `cache` (builds), new lifetime fits are kept
+    there, and the converted record files come back in the result for `build` to keep
+    (`validate` writes nothing). Many files are read by `jobs` processes (default: one per
+    core)."""
     with paused_gc():
         return _check(root, as_of, cache, jobs)
 
@@ -118,9 +119,9 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None) -> 
     store = record_store(config)
     portfolio = load_portfolio(config, problems, jobs=jobs, store=store)
     check_dates(portfolio, day, config.context(problems))
-    fits = fit_store(config) if cache else None
+    fits = fit_store(config)
     derived = derive(portfolio, day, fits=fits)
-    if fits is not None:
+    if cache:
         fits.save()
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), store)
