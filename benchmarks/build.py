@@ -62,20 +62,21 @@ def hugo_binary() -> str:
 
 def measure(command: list[str], cwd: Path | None = None) -> dict[str, float]:
     """Wall time, and the peak RSS of the largest process and of the whole process tree,
-    sampled every 10 ms (psutil), of one run of `command`."""
+    sampled every 50 ms (psutil; more often, the sampling itself takes a core's worth of
+    time from what it measures on a 2-core machine), of one run of `command`."""
     with tempfile.TemporaryFile() as errors:  # not a pipe: thousands of warnings would fill it
         start = time.perf_counter()
         proc = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         largest = total = 0
         while proc.poll() is None:
             try:
-                tree = [proc, *proc.children(recursive=True)]
+                tree = [proc, *proc.children()]  # custsite's processes are its children
                 rss = [p.memory_info().rss for p in tree]
             except psutil.Error:
                 rss = []
             if rss:
                 largest, total = max(largest, *rss), max(total, sum(rss))
-            time.sleep(0.01)
+            time.sleep(0.05)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             errors.seek(0)

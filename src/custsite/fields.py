@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -202,7 +203,7 @@ def identifier(node: YNode, ctx: Context, key: str) -> str | Invalid:
         return ctx.report(s.loc, "invalid-id",
                           f"expected an id (lowercase letters, digits, '-' and '_'), "
                           f"found '{s.text}'")
-    return s.text
+    return sys.intern(s.text)  # ids recur (each interaction names its customer): one string
 
 
 def integer(lo: int | None = None, hi: int | None = None) -> Converter:
@@ -311,15 +312,18 @@ def date_or_datetime(node: YNode, ctx: Context, key: str) -> dt.date | dt.dateti
 
 
 def choice(choices: Sequence[str]) -> Converter:
+    canonical = {c: c for c in choices}  # the one string of each value, for every record
+
     def convert(node: YNode, ctx: Context, key: str) -> str | Invalid:
         s = _scalar(node, ctx, "one of " + ", ".join(choices))
         if isinstance(s, Invalid):
             return s
-        if s.text not in choices:
+        found = canonical.get(s.text)
+        if found is None:
             return ctx.report(s.loc, "invalid-value",
                               f"expected one of {', '.join(choices)}, found '{s.text}'"
                               + did_you_mean(s.text, choices))
-        return s.text
+        return found
 
     _JSON_SCHEMAS[convert] = {"enum": list(choices)}
     return convert
@@ -460,7 +464,7 @@ def convert_mapping(node: YNode, schema: Mapping[str, Field], ctx: Context, *,
             ctx.report(k.loc, "unknown-field",
                        f"unknown field '{k.text}' for {what}" + did_you_mean(k.text, schema))
             continue
-        locs[k.text] = v.loc
+        locs[sys.intern(k.text)] = v.loc  # one string for every record's "date" key
         if isinstance(v, YScalar) and v.is_null:
             if spec.required:
                 ctx.report(v.loc, "missing-field", f"'{k.text}' must not be empty")
