@@ -10,7 +10,8 @@ import multiprocessing
 import os
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
@@ -88,8 +89,18 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
 
 
 def _map_part(func: Callable[[T], R], part: Sequence[T], out: Connection) -> None:
-    try:
+    with reporting(out):
         out.send(("done", [func(item) for item in part]))
+
+
+@contextmanager
+def reporting(out: Connection) -> Iterator[None]:
+    """In a forked process: any failure of the work inside goes to the parent, which raises
+    it (see raise_reported); the pipe is closed in any case."""
+    try:
+        yield
+    except TemplateFailed as exc:
+        out.send(("template", exc.problem))
     except CustsiteError as exc:
         out.send(("custsite", str(exc)))
     except Exception:  # reported to the parent, which raises it

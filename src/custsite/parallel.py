@@ -14,15 +14,14 @@ collections never touch, hence never copy, the memory it inherited.
 from __future__ import annotations
 
 import multiprocessing
-import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .cache import NoteStore
 from .derive import Derived
-from .errors import CustsiteError, TemplateFailed
-from .forking import can_fork, cpu_count, raise_reported, start, stop
+from .errors import CustsiteError
+from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
 from .pages import PageSpec
 from .render import Page, Renderer
 
@@ -93,23 +92,15 @@ def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
           taken: Any, out: Connection) -> None:
     """A worker: take chunks until none is left, send their pages, then the new notes."""
     before = set(notes.used) if notes is not None else set()
-    try:
+    with reporting(out):
         while True:
             with taken.get_lock():
-                start = taken.value
+                first = taken.value
                 taken.value += CHUNK
-            if start >= len(specs):
+            if first >= len(specs):
                 break
-            pages = [page for spec in specs[start:start + CHUNK] for page in renderer.page(spec)]
-            if start == 0:
+            pages = [page for spec in specs[first:first + CHUNK] for page in renderer.page(spec)]
+            if first == 0:
                 pages.extend(renderer.assets())  # the data files and copies, once
             out.send(("pages", [(p.path, p.content) for p in pages]))
         out.send(("done", notes.since(before) if notes is not None else ({}, [])))
-    except TemplateFailed as exc:
-        out.send(("template", exc.problem))
-    except CustsiteError as exc:
-        out.send(("custsite", str(exc)))
-    except Exception:  # reported to the parent, which raises it
-        out.send(("error", traceback.format_exc()))
-    finally:
-        out.close()
