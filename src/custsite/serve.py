@@ -395,6 +395,8 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser
                                 "free one") from exc
         raise CustsiteError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     httpd.daemon_threads = True
+    # Stopping must not wait for requests: an open page's long poll lasts up to 20 s.
+    httpd.block_on_close = False
     url = f"http://{host}:{httpd.server_address[1]}/"
     echo(f"serving {root.resolve()} on {url} (Ctrl-C to stop)")
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
