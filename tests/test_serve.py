@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -295,6 +296,28 @@ def test_server_follows_edits(served: Served) -> None:
     out, _ = served.proc.communicate(timeout=10)
     assert served.proc.returncode == 0
     assert "stopped" in out and "Traceback" not in out
+
+
+def test_ctrl_c_does_not_wait_for_an_open_page(scratch_portfolio: ScratchFactory) -> None:
+    """An open page keeps a long poll waiting for the next build: Ctrl-C stops the server
+    at once all the same."""
+    import threading
+
+    root = scratch_portfolio(FILES)
+    proc, url = _start(root)
+    epoch = json.loads(urllib.request.urlopen(url + "__custsite/status", timeout=10).read())
+
+    def poll() -> None:
+        with contextlib.suppress(OSError):  # the server goes away meanwhile
+            urllib.request.urlopen(f"{url}__custsite/epoch?since={epoch['epoch']}",
+                                   timeout=30).read()
+
+    waiting = threading.Thread(target=poll, daemon=True)
+    waiting.start()
+    time.sleep(0.5)  # the poll is now waiting in the server
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=5)
+    assert proc.returncode == 0 and "stopped" in out
 
 
 def test_port_in_use_is_a_clear_error(scratch_portfolio: ScratchFactory) -> None:

@@ -403,7 +403,8 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser
         # shutdown() waits for serve_forever to return: call it from another thread.
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C too, handled here: a server started in the background inherits SIGINT ignored.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     if open_browser:
         webbrowser.open(url)
     try:
@@ -411,7 +412,8 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8000, open_browser
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         watcher.stop()
         observer.stop()
         observer.join(timeout=5)
