@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .parse import content_digest
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class NoteStore:
         self.used: dict[str, str] = {}
 
     def html(self, text: str) -> str:
-        key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+        key = content_digest(text.encode("utf-8"))
         found = self.used.get(key)
         if found is None:
             found = self.known.get(key)

@@ -192,8 +192,9 @@ def parse_yaml(text: str, path: str, *, line_offset: int = 0,
         return None
 
 
-def file_digest(data: bytes) -> str:
-    """What identifies a file's content (see cache.RecordStore)."""
+def content_digest(data: bytes) -> str:
+    """What identifies some content from one build to the next: a record file's bytes (see
+    cache.RecordStore), a note's text (cache.NoteStore), what a page shows (reuse)."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -264,7 +265,7 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
         root = parse_yaml(front, rel, line_offset=1, problems=problems)
         if root is None and not front.strip():
             root = YMap((), Location(rel, 1, 1))
-        return Document(rel, root, body, body_line, file_digest(data)) \
+        return Document(rel, root, body, body_line, content_digest(data)) \
             if root is not None else None
     before = len(problems)
     root = parse_yaml(text, rel, problems=problems)
@@ -273,4 +274,4 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
             problems.append(problem(Location(rel, 1, 1), "missing-field",
                                     "the file is empty; expected the record's fields"))
         return None
-    return Document(rel, root, None, 0, file_digest(data))
+    return Document(rel, root, None, 0, content_digest(data))

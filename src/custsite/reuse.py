@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,13 @@ from .config import CONFIG_FILE
 from .derive import Derived
 from .freshness import code_version, folder_id
 from .pages import customer_page
+from .parse import content_digest
 
 STATE_FILE = "pages.json"
 
 
 def _hash(*parts: object) -> str:
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return content_digest(repr(parts).encode())
 
 
 def _shown_everywhere(derived: Derived) -> str:

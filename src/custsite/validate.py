@@ -31,7 +31,7 @@ from .model import (
     dated_until,
     same_objects,
 )
-from .parse import file_digest, read_document
+from .parse import content_digest, read_document
 from .sources import SourceFile, discover
 
 R = TypeVar("R", bound=Record)
@@ -185,7 +185,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
         for i, (source, current) in enumerate(todo):
             if source.kind != "persona":
                 with contextlib.suppress(OSError):
-                    kept = store.get(source.rel, file_digest(source.path.read_bytes()))
+                    kept = store.get(source.rel, content_digest(source.path.read_bytes()))
                     if kept is not None:
                         out[i] = replace(kept, signature=current)
     rest = [i for i in range(len(todo)) if i not in out]
