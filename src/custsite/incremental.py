@@ -349,8 +349,9 @@ class Session:
         if keys is None or keys or not self.assets:
             # Photos and theme files are cheap to copy; the data files hold every contact.
             self.assets = {page.path: page.content for page in renderer.static_files()}
+            make_data: Job = renderer.data_files  # one job makes both files
             for path in DATA_FILES:
-                files[path] = renderer.data_files
+                files[path] = make_data
         else:
             for path in DATA_FILES:
                 files[path] = old[path]
