@@ -104,3 +104,23 @@ def test_tags_are_pyyaml_safe_loader_tags() -> None:
                 plain.resolve(yaml.ScalarNode, value, implicit), (value, implicit)
     for kind in (yaml.SequenceNode, yaml.MappingNode):
         assert ours.resolve(kind, None, (True, False)) == plain.resolve(kind, None, (True, False))
+
+
+def test_records_keep_every_field_position_packed(tmp_path: Path) -> None:
+    """Positions are packed per record (names shared by records of one shape) and come back
+    as the same Locations, through pickling (the record store) too."""
+    import pickle
+
+    from custsite.errors import Location, Locs
+
+    first = Locs.pack("f.yaml", {"": Location("f.yaml", 1, 3), "date": Location("f.yaml", 2, 9),
+                                 "kind": Location("f.yaml", 300, 1000)})
+    second = Locs.pack("f.yaml", {"": Location("f.yaml", 7, 3), "date": Location("f.yaml", 8, 9),
+                                  "kind": Location("f.yaml", 9, 9)})
+    assert first.names is second.names
+    assert first["kind"] == Location("f.yaml", 300, 1000)
+    assert first.get("date") == Location("f.yaml", 2, 9)
+    assert first.get("amount") is None and "amount" not in first and "date" in first
+    assert list(first) == ["", "date", "kind"]
+    again = pickle.loads(pickle.dumps(first))
+    assert again == first and again["kind"] == first["kind"] and again.names is first.names

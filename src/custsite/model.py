@@ -10,7 +10,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .errors import Location
+from .errors import NO_LOCS, Location, Locs
 
 if TYPE_CHECKING:
     from .config import Config
@@ -45,7 +45,7 @@ class Record:
 
     id: str
     path: str
-    locs: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
+    locs: Locs = field(default=NO_LOCS, compare=False, repr=False)
 
     def loc(self, name: str = "") -> Location:
         """Where a field was written, falling back to the record itself."""

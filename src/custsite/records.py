@@ -7,7 +7,7 @@ from typing import Any
 
 from . import fields as f
 from .config import Config
-from .errors import Location
+from .errors import Location, Locs
 from .fields import Field
 from .model import (
     CONTACT_CHANNELS,
@@ -160,15 +160,16 @@ def to_customer(doc: Document, rid: str, schema: dict[str, Field],
     """`schema` is `customer_schema(config)`, built once per load."""
     assert doc.root is not None
     result = _convert(doc, doc.root, schema, ctx, "a customer")
-    return None if result is None else Customer(id=rid, path=doc.path, locs=result[1],
+    return None if result is None else Customer(id=rid, path=doc.path,
+                                                locs=Locs.pack(doc.path, result[1]),
                                                 **result[0])
 
 
 def to_organization(doc: Document, rid: str, ctx: f.Context) -> Organization | None:
     assert doc.root is not None
     result = _convert(doc, doc.root, ORGANIZATION_SCHEMA, ctx, "an organization")
-    return None if result is None else Organization(id=rid, path=doc.path, locs=result[1],
-                                                    **result[0])
+    return None if result is None else Organization(
+        id=rid, path=doc.path, locs=Locs.pack(doc.path, result[1]), **result[0])
 
 
 def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Persona | None:
@@ -183,7 +184,7 @@ def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Perso
         if rule is None:
             return None
         values["match"] = rule
-    return Persona(id=rid, path=doc.path, locs=locs, **values)
+    return Persona(id=rid, path=doc.path, locs=Locs.pack(doc.path, locs), **values)
 
 
 def _one_interaction(doc: Document, node: YNode, default_id: str,
@@ -219,7 +220,8 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
         if isinstance(seq, YSeq):
             for i, item in enumerate(seq.items):
                 locs[f"customers.{i}"] = item.loc
-    return Interaction(id=rid, path=doc.path, locs=locs, customers=customers, **values)
+    return Interaction(id=rid, path=doc.path, locs=Locs.pack(doc.path, locs),
+                       customers=customers, **values)
 
 
 def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interaction]:
