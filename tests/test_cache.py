@@ -52,7 +52,7 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     assert sorted(seen) == ["Asked for a **quote**.", "Left a *voicemail*.",
                             "Met at the **fair**."]
     stores = list((root / ".custsite-cache").glob("notes-*.json"))
-    assert len(stores) == 1 and len(json.loads(stores[0].read_text())) == 3
+    assert len(stores) == 1 and len(json.loads(stores[0].read_bytes()[32:])) == 3  # signed
     seen.clear()
     build(root, output=tmp_path / "two")
     assert seen == []  # nothing changed: every note from the cache
@@ -63,7 +63,7 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     assert seen == ["Asked for a **quote** by Friday."]
     assert "<strong>quote</strong> by Friday" in \
         (tmp_path / "three/customers/bob/index.html").read_text()
-    assert len(json.loads(stores[0].read_text())) == 3  # the old note is gone
+    assert len(json.loads(stores[0].read_bytes()[32:])) == 3  # the old note is gone
 
 
 def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFactory,
@@ -81,6 +81,29 @@ def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFac
     seen.clear()
     build(root, output=tmp_path / "three")
     assert len(seen) == 3 and (root / ".custsite-cache/notes-other.json").is_file()
+
+
+def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: ScratchFactory,
+                                                          tmp_path: Path) -> None:
+    """Kept notes and rows go into pages as they are: a cache file not signed with this
+    user's key (a cache folder committed to the repository, say) is not used."""
+    from custsite.parse import content_digest
+
+    root = scratch_portfolio(FILES)
+    build(root, output=tmp_path / "one")
+    cache = root / ".custsite-cache"
+    store = next(cache.glob("notes-*.json"))
+    key = content_digest(b"Asked for a **quote**.")
+    store.write_text(json.dumps({key: "<script>alert(1)</script>"}))
+    rows = cache / "rows.pickle"
+    signed = rows.read_bytes()
+    rows.write_bytes(bytes(32) + signed[32:].replace(b"</td>", b"<script>x</script></td>"))
+    (root / "records/customers/bob.yaml").write_text(
+        (root / "records/customers/bob.yaml").read_text() + "tags: [fresh]\n")
+    build(root, output=tmp_path / "one")
+    site = "".join(p.read_text() for p in (tmp_path / "one").rglob("*.html"))
+    assert "<script>alert" not in site and "<script>x" not in site
+    assert "<strong>quote</strong>" in site
 
 
 def test_an_unwritable_cache_is_only_skipped(tmp_path: Path) -> None:

@@ -179,3 +179,83 @@ def test_only_changed_files_are_written(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "custsite", "-C", str(root), "build", "-o",
                     str(fresh)], check=True, capture_output=True)
     assert digest(site) == digest(fresh)
+
+
+def test_page_paths_never_leave_the_site(tmp_path: Path) -> None:
+    import pytest
+
+    from custsite.errors import CustsiteError
+    from custsite.output import write_site
+    from custsite.render import Page
+
+    for bad in ("../x.html", "/etc/x.html", "a/../../x.html", "a\\..\\x.html", "", "a/\0"):
+        with pytest.raises(CustsiteError, match="outside the site folder"):
+            write_site([Page(bad, b"x")], tmp_path / "site", root=tmp_path / "portfolio")
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_a_damaged_spare_is_brought_back_to_the_new_site(tmp_path: Path) -> None:
+    """The spare (the site before the last, reused to avoid making every folder again) is
+    whatever a killed build or a user left there: every file is checked, and the live site
+    is never written into through its hard links."""
+    from custsite.output import MARKER, write_site
+    from custsite.render import Page
+
+    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
+
+    def site(version: str) -> list[Page]:
+        return [Page("index.html", b"home"), Page(f"customers/{version}/index.html", b"v"),
+                Page("customers/ann/index.html", f"ann {version}".encode()),
+                Page("data/all.json", version.encode())]
+
+    write_site(site("one"), out, root=root, spare=spare)
+    assert not spare.exists()  # no previous site to keep
+    write_site(site("two"), out, root=root, spare=spare)
+    assert (spare / "customers/one/index.html").is_file()  # the previous site waits
+    live = digest(out)
+    # Damage the spare every way: a changed file (replaced: it may be the live one's link),
+    # extra files and folders, a folder where a file goes, a file where a folder goes, links.
+    (spare / "customers/ann/index.html").unlink()
+    (spare / "customers/ann/index.html").write_bytes(b"tampered")
+    (spare / "stray/deep").mkdir(parents=True)
+    (spare / "stray/deep/x.html").write_bytes(b"x")
+    (spare / "index.html").unlink()
+    (spare / "index.html").mkdir()
+    shutil.rmtree(spare / "data")
+    (spare / "data").write_bytes(b"not a folder")
+    (spare / "customers/link").symlink_to(out)
+    write_site(site("three"), out, root=root, spare=spare)
+    fresh = tmp_path / "fresh"
+    write_site(site("three"), fresh, root=root)
+    assert digest(out) == digest(fresh)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == \
+        sorted(p.relative_to(fresh).as_posix() for p in fresh.rglob("*"))
+    assert digest(spare) == live and (spare / MARKER).is_file()  # the last site, untouched
+    # Unchanged files are the previous site's: no copy, no new write.
+    assert (out / "index.html").stat().st_ino == (spare / "index.html").stat().st_ino
+
+
+def test_a_failed_build_through_the_spare_leaves_the_live_site(tmp_path: Path) -> None:
+    """The spare's unchanged files are the live site's own (hard links): a new page is a new
+    file, so a build that fails halfway has changed nothing the live site shows."""
+    import pytest
+
+    from custsite.errors import CustsiteError
+    from custsite.output import write_site
+    from custsite.render import Page
+
+    out, spare, root = tmp_path / "site", tmp_path / "spare", tmp_path / "portfolio"
+    for _ in range(3):
+        write_site([Page("index.html", b"home"), Page("a/index.html", b"a")], out, root=root,
+                   spare=spare)
+    assert (spare / "index.html").stat().st_ino == (out / "index.html").stat().st_ino
+    before = digest(out)
+
+    def pages() -> object:
+        yield Page("index.html", b"a new home")
+        yield Page("a/index.html", b"a new a")
+        raise CustsiteError("a template failed")
+
+    with pytest.raises(CustsiteError, match="a template failed"):
+        write_site(pages(), out, root=root, spare=spare)  # type: ignore[arg-type]
+    assert digest(out) == before

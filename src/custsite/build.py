@@ -20,7 +20,7 @@ from .gitinfo import Change, last_changes
 from .output import write_site
 from .parallel import render_pages
 from .render import rendered_notes
-from .reuse import page_hashes, remember_pages, reusable
+from .reuse import RowStore, page_hashes, remember_pages, reusable
 from .validate import check_dates, load_portfolio
 
 
@@ -101,6 +101,13 @@ def record_store(config: Config) -> RecordStore:
     return RecordStore(config.root / config.paths.cache, key)
 
 
+def spare_site(config: Config, out: Path) -> Path:
+    """Where the site before the last one waits to become the next (see output), for this
+    output folder."""
+    name = hashlib.blake2b(str(out.resolve()).encode(), digest_size=6).hexdigest()
+    return config.root / config.paths.cache / f"site-{name}"
+
+
 def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
           jobs: int | None = None) -> CheckResult:
     """Load, validate and derive the portfolio under `root`; every problem, sorted. What the
@@ -143,6 +150,12 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         if any(p.severity is Severity.ERROR or strict for p in problems):
             raise ValidationFailed(problems)
         return BuildResult(out, last.files, last.contacts, day, problems, fresh=True)
+    with paused_gc():  # the portfolio stays alive to the end: nothing for the collector
+        return _build(root, config, day, out, stamp, as_of, strict, jobs)
+
+
+def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
+           as_of: dt.date | None, strict: bool, jobs: int | None) -> BuildResult:
     result = check(root, as_of=as_of, cache=True, jobs=jobs)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)
@@ -150,10 +163,14 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     derived = with_changes(result)
     hashes = page_hashes(derived)
     keep = reusable(derived, hashes, out)
+    kept_rows = RowStore(config, hashes)
+    rows = kept_rows.cache()
     forget(config)  # a build killed after the swap must not leave a stale record behind
     with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
-        count = write_site(render_pages(derived, notes, jobs, keep), out, root=root)
+        count = write_site(render_pages(derived, notes, jobs, keep, rows), out, root=root,
+                           spare=spare_site(config, out))
     remember_pages(derived, hashes, out)
+    kept_rows.save(rows)
     if result.records is not None:
         result.records.save()
     notes.save()

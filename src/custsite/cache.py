@@ -95,12 +95,18 @@ class NoteStore:
     notes is most of a build's time, and most notes do not change between builds (nor differ
     from each other: "Left a voicemail."). The file name carries what the HTML depends on
     (the versions of the Markdown library, of the sanitiser and of the conversion), so an
-    upgrade starts afresh; only the notes of the last build are kept."""
+    upgrade starts afresh; only the notes of the last build are kept. The HTML goes into pages
+    as it is, so the file is signed like the record store: a planted one (a committed cache
+    folder) would inject script into the site."""
 
     def __init__(self, path: Path, render: Callable[[str], str]) -> None:
         self.path = path
         self.render = render
-        self.known = _texts(read_json(path))
+        payload = read_signed(path)
+        try:
+            self.known = _texts(json.loads(payload)) if payload is not None else {}
+        except ValueError:
+            self.known = {}
         self.used: dict[str, str] = {}
 
     def html(self, text: str) -> str:
@@ -128,7 +134,11 @@ class NoteStore:
 
     def save(self) -> None:
         """Keep the notes of this build (if any was new or any is gone)."""
-        if self.used.keys() != self.known.keys() and write_json(self.path, self.used):
+        if self.used.keys() == self.known.keys():
+            return
+        signed = sign(json.dumps(self.used, ensure_ascii=False,
+                                 separators=(",", ":")).encode("utf-8"))
+        if signed is not None and write_bytes(self.path, signed, mode=0o600):
             self.known = dict(self.used)
 
 
@@ -154,6 +164,32 @@ def _secret() -> bytes | None:
     except OSError:
         return None
     return data if len(data) == 32 else None
+
+
+def sign(payload: bytes) -> bytes | None:
+    """The payload with this user's signature in front; None when there is no key."""
+    secret = _secret()
+    return None if secret is None else hmac.new(secret, payload, "sha256").digest() + payload
+
+
+def signed_payload(data: bytes, secret: bytes | None = None) -> bytes | None:
+    """What `sign` made, checked: None when signed by any other key, or not at all."""
+    secret = secret or _secret()
+    if secret is None:
+        return None
+    mac, payload = data[:32], data[32:]
+    if not hmac.compare_digest(mac, hmac.new(secret, payload, "sha256").digest()):
+        return None
+    return payload
+
+
+def read_signed(path: Path) -> bytes | None:
+    """A cache file's payload, if this user's key signed it."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return signed_payload(data)
 
 
 class RecordStore:
@@ -192,11 +228,10 @@ class RecordStore:
             return found
         for shard in shards:
             try:
-                data = shard.read_bytes()
+                payload = signed_payload(shard.read_bytes(), self.secret)
             except OSError:
                 continue
-            mac, payload = data[:32], data[32:]
-            if not hmac.compare_digest(mac, hmac.new(self.secret, payload, "sha256").digest()):
+            if payload is None:
                 continue
             try:
                 entries = pickle.loads(payload)  # signed by us: made by this code, see above
@@ -242,3 +277,4 @@ class RecordStore:
             if other != self.path:
                 shutil.rmtree(other, ignore_errors=True)
         self.entries, self.changed = dict(self.used), set()
+

@@ -7,6 +7,15 @@ not available, two renames are used, with the old site put back if the second fa
 of one output folder take turns (a lock on its parent folder), and leftovers of killed builds
 are removed by the next one. A file whose bytes are those of the previous site is a hard link
 to it rather than written again.
+
+Making the new folder's directories is most of the cost of a build after a small edit: a site
+of 10,000 contacts has 11,000 of them, and on some disks a directory takes half a millisecond
+to make and as long to remove. So a build may keep a *spare* (a folder in the cache): the site
+before the last one, which the swap left behind. The next build brings the spare up to date
+(every file checked, those that differ replaced, never written into: a file there may be the
+live site's file under another name) and swaps it in, and the previous site becomes the spare.
+A spare left half-updated by a killed build is only ever read as untrusted: every file of the
+next site is checked again.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import CustsiteError
 from .render import Page
@@ -32,12 +41,12 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def _safe_target(out: Path, rel: str) -> Path:
-    """Refuse any page path that would leave the output folder."""
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in rel:
+def _safe_rel(rel: str) -> str:
+    """The page path, normalised; refused if it would leave the output folder."""
+    parts = [part for part in rel.split("/") if part not in ("", ".")]
+    if rel.startswith("/") or "\\" in rel or "\0" in rel or ".." in parts or not parts:
         raise CustsiteError(f"refusing to write '{rel}' outside the site folder")
-    return out.joinpath(*pure.parts)
+    return "/".join(parts)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -83,23 +92,10 @@ def _clean_leftovers(out: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _link_same(old: Path, new: Path, content: bytes) -> bool:
-    """Link `new` to the previous site's file when that holds these very bytes: only files
-    whose bytes changed are written (cheaper for the disk, and their times tell a deploy
-    tool what changed). False when it cannot, and nothing was done."""
-    try:
-        st = os.lstat(old)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != len(content) or \
-                old.read_bytes() != content:
-            return False
-        os.link(old, new, follow_symlinks=False)
-    except OSError:  # gone, unreadable, or a file system without hard links
-        return False
-    return True
-
-
-def write_site(pages: Iterable[Page], out: Path, *, root: Path) -> int:
-    """Write every page into a fresh folder next to `out`, then swap it in for `out`."""
+def write_site(pages: Iterable[Page], out: Path, *, root: Path,
+               spare: Path | None = None) -> int:
+    """Write every page into a folder next to `out` (or the `spare`, when on the same disk),
+    then swap it in for `out`."""
     out = out.resolve()
     root = root.resolve()
     if out == root or root.is_relative_to(out):
@@ -108,37 +104,165 @@ def write_site(pages: Iterable[Page], out: Path, *, root: Path) -> int:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with _turn(out.parent):
-            return _write_locked(pages, out)
+            return _write_locked(pages, out, _usable_spare(spare, out))
     except OSError as exc:
         raise CustsiteError(f"cannot write the site into {out}: {exc.strerror or exc}") from exc
 
 
-def _write_locked(pages: Iterable[Page], out: Path) -> int:
+def _usable_spare(spare: Path | None, out: Path) -> Path | None:
+    """The spare, when it can be swapped with `out`: on the same disk, and a folder (not a
+    link to one) if it exists."""
+    if spare is None:
+        return None
+    try:
+        spare.parent.mkdir(parents=True, exist_ok=True)
+        if spare.parent.stat().st_dev != out.parent.stat().st_dev:
+            return None
+        st = os.lstat(spare)
+    except FileNotFoundError:
+        return spare
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return spare
+    os.unlink(spare)
+    return spare
+
+
+class _Tree:
+    """A folder being made into the new site: what it holds, and the changes that make each
+    file the page it must be. A file there may be a hard link to the live site's file: it is
+    never written into, only replaced. (Paths are strings: this runs for every page.)"""
+
+    def __init__(self, folder: Path, live: Path | None) -> None:
+        self.folder = f"{folder}/"
+        self.live = f"{live}/" if live is not None else None
+        self.dev = os.stat(folder).st_dev
+        self.dirs: set[str] = {""}
+        self.files: dict[str, int] = {}  # anything not a folder (links too): its inode
+        self._scan("")
+        self.wanted: set[str] = set()
+
+    def _scan(self, rel: str) -> None:
+        with os.scandir(self.folder + rel) as entries:
+            for entry in entries:
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    self.dirs.add(path)
+                    self._scan(path)
+                else:
+                    self.files[path] = entry.inode()  # no system call: the folder's entry
+
+    def _parent(self, rel: str) -> None:
+        parent = rel.rpartition("/")[0]
+        if parent in self.dirs:
+            return
+        self._parent(parent)
+        if parent in self.files:
+            os.unlink(self.folder + parent)
+            del self.files[parent]
+        os.mkdir(self.folder + parent)
+        self.dirs.add(parent)
+
+    def _clear(self, rel: str) -> str:
+        """Make room for a new file at `rel`: what is there goes (a folder too)."""
+        target = self.folder + rel
+        if rel in self.dirs:
+            shutil.rmtree(target)
+            inside = f"{rel}/"
+            self.dirs = {d for d in self.dirs if d != rel and not d.startswith(inside)}
+            self.files = {f: ino for f, ino in self.files.items() if not f.startswith(inside)}
+        elif self.files.pop(rel, None) is not None:
+            os.unlink(target)
+        return target
+
+    def _is_live(self, rel: str, live: os.stat_result) -> bool:
+        """The file here is the live site's (a hard link to the same one)."""
+        return self.files.get(rel) == live.st_ino and live.st_dev == self.dev
+
+    def put(self, page: Page) -> None:
+        rel = _safe_rel(page.path)
+        self.wanted.add(rel)
+        self._parent(rel)
+        source = self.live + rel if self.live is not None else None
+        live: os.stat_result | None = None
+        if source is not None:
+            try:
+                live = os.lstat(source)
+            except OSError:
+                live = None
+        if page.kept:
+            if source is None or live is None or not stat.S_ISREG(live.st_mode):
+                raise CustsiteError(f"{rel} was to be kept from a site that is gone")
+            if not self._is_live(rel, live):
+                os.link(source, self._clear(rel), follow_symlinks=False)
+            return
+        if source is not None and live is not None and _same_bytes(source, live, page.content):
+            if self._is_live(rel, live):
+                return
+            try:
+                os.link(source, self._clear(rel), follow_symlinks=False)
+                return
+            except OSError:  # a file system without hard links: written below
+                pass
+        with open(self._clear(rel), "xb") as f:  # a new file: never one the live site shares
+            f.write(page.content)
+
+    def finish(self) -> None:
+        """Remove what the new site does not have."""
+        for rel in set(self.files) - self.wanted:
+            os.unlink(self.folder + rel)
+        needed = {""}
+        for rel in self.wanted:
+            while rel:
+                rel = rel.rpartition("/")[0]
+                if rel in needed:
+                    break
+                needed.add(rel)
+        for rel in sorted(self.dirs - needed, key=len, reverse=True):
+            os.rmdir(self.folder + rel)
+
+
+def _same_bytes(path: str, st: os.stat_result, content: bytes) -> bool:
+    if not stat.S_ISREG(st.st_mode) or st.st_size != len(content):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read() == content
+    except OSError:
+        return False
+
+
+_MARKER_TEXT = b"generated by custsite; this folder is replaced on each build\n"
+
+
+def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None) -> int:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and
                                               not (out / MARKER).exists())):
         raise CustsiteError(f"{out} exists and was not made by custsite; refusing to replace "
                             "it (remove it or choose another output folder)")
     _clean_leftovers(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     old = out if (out / MARKER).is_file() else None
+    if spare is not None and old is not None and spare.is_dir():
+        tmp = spare  # brought up to date below; left as it is if this build fails
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    fresh = tmp != spare
     count = 0
     try:
+        tree = _Tree(tmp, old)
         for page in pages:
-            target = _safe_target(tmp, page.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if page.kept:
-                if old is None:
-                    raise CustsiteError(f"{page.path} was to be kept from a site that is gone")
-                os.link(_safe_target(old, page.path), target, follow_symlinks=False)
-            elif old is None or not _link_same(_safe_target(old, page.path), target,
-                                               page.content):
-                target.write_bytes(page.content)
+            tree.put(page)
             count += 1
-        (tmp / MARKER).write_text("generated by custsite; this folder is replaced on each "
-                                  "build\n", encoding="utf-8")
+        tree.put(Page(MARKER, _MARKER_TEXT))
+        tree.finish()
         tmp.chmod(0o755)
-        if out.exists() and _exchange(tmp, out):
-            shutil.rmtree(tmp, ignore_errors=True)  # now holds the old site
+        if out.exists() and _exchange(tmp, out):  # tmp now holds the old site
+            if spare is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif fresh:
+                shutil.rmtree(spare, ignore_errors=True)  # a file or an empty folder, if any
+                os.replace(tmp, spare)
             return count
         old = None
         if out.exists():
@@ -151,8 +275,13 @@ def _write_locked(pages: Iterable[Page], out: Path) -> int:
                 os.replace(old / "site", out)
             raise
         if old is not None:
+            if spare is not None:  # the previous site is the next spare
+                shutil.rmtree(spare, ignore_errors=True)  # left by a build of no site
+                with contextlib.suppress(OSError):
+                    os.replace(old / "site", spare)
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if fresh:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return count

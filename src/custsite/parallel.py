@@ -23,7 +23,7 @@ from .derive import Derived
 from .errors import CustsiteError
 from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
 from .pages import PageSpec
-from .render import Page, Renderer
+from .render import Page, Renderer, RowCache
 
 # Below this many pages, starting processes costs more than it saves.
 MIN_PARALLEL_PAGES = 2_000
@@ -36,10 +36,13 @@ def _order(specs: list[PageSpec]) -> list[PageSpec]:
 
 
 def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | None = None,
-                 keep: frozenset[str] = frozenset()) -> Iterator[Page]:
+                 keep: frozenset[str] = frozenset(), rows: RowCache | None = None
+                 ) -> Iterator[Page]:
     """Every file of the site, in no particular order, rendered by `jobs` processes (default:
-    one per core); the pages in `keep` are the previous site's (see reuse)."""
-    renderer = Renderer(derived, notes=notes)
+    one per core); the pages in `keep` are the previous site's (see reuse). The table rows
+    made end up in `rows`, whichever process made them."""
+    renderer = Renderer(derived, rows, notes=notes)
+    renderer.csv_columns()  # here, before any fork: kept CSV lines of other columns go
     specs = _order([spec for spec in renderer.specs() if spec.path not in keep])
     for path in sorted(keep):
         yield Page(path, b"", kept=True)
@@ -79,8 +82,10 @@ def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | No
                     for path, content in payload:
                         yield Page(path, content)
                 elif kind == "done":
+                    new_notes, new_rows = payload
                     if notes is not None:
-                        notes.merge(*payload)
+                        notes.merge(*new_notes)
+                    renderer.take_rows(new_rows)
                     busy.remove(ready)
                 else:
                     raise_reported(kind, payload)
@@ -103,4 +108,5 @@ def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
             if first == 0:
                 pages.extend(renderer.assets())  # the data files and copies, once
             out.send(("pages", [(p.path, p.content) for p in pages]))
-        out.send(("done", notes.since(before) if notes is not None else ({}, [])))
+        out.send(("done", (notes.since(before) if notes is not None else ({}, []),
+                           renderer.made)))

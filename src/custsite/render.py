@@ -143,8 +143,11 @@ class RowCache:
     A list of 10,000 contacts is mostly the same rows as before an edit: only the rows of
     contacts whose content changed are made again (`forget`)."""
 
-    def __init__(self) -> None:
-        self.html: dict[str, dict[tuple[str, str], Markup]] = {}  # id → (template, root)
+    def __init__(self, html: dict[str, dict[tuple[str, str], str]] | None = None) -> None:
+        # id → (template, root) → row; builds start from the rows kept by the last one.
+        self.html: dict[str, dict[tuple[str, str], Markup]] = {
+            cid: {key: Markup(row) for key, row in rows.items()}
+            for cid, rows in (html or {}).items()}
         self.records: dict[str, dict[str, Any]] = {}
         self.json: dict[str, str] = {}
         self.csv: dict[str, str] = {}
@@ -191,6 +194,9 @@ class Renderer:
                  env: jinja2.Environment | None = None, notes: NoteStore | None = None) -> None:
         self.derived = publish(derived)  # from here on, hidden fields no longer exist
         self.cache = cache or RowCache()
+        # The rows, JSON records and CSV lines this renderer made, as (cid, row key or None
+        # for JSON or "" for CSV, text): a rendering process hands them to the parent's cache.
+        self.made: list[tuple[str, tuple[str, str] | str | None, str]] = []
         # The dev server passes the environment of its previous build: compiled templates are
         # kept (a changed template or config makes it start a new one).
         self.env = env or environment(self.derived.config)
@@ -223,6 +229,7 @@ class Renderer:
         found = self.cache.json.get(contact.id)
         if found is None:
             found = self.cache.json[contact.id] = json_text(self.record(contact))
+            self.made.append((contact.id, None, found))
         return found
 
     def facet_row(self, contact: Contact) -> tuple[dict[str, Any], str]:
@@ -266,6 +273,7 @@ class Renderer:
             record = self.record(contact)
             found = self.cache.csv[contact.id] = csv_line(
                 record.get(k) for k in self.cache.csv_columns)
+            self.made.append((contact.id, "", found))
         return found
 
     def row(self, template: str, contact: Contact, root: str) -> Markup:
@@ -277,7 +285,19 @@ class Renderer:
         if found is None:
             html = self.env.get_template(template).render(**self.common, c=contact, root=root)
             found = mine[(template, root)] = Markup(html)
+            self.made.append((contact.id, (template, root), html))
         return found
+
+    def take_rows(self, made: list[tuple[str, tuple[str, str] | str | None, str]]) -> None:
+        """Take in what another process's copy of this renderer made (see `made`)."""
+        for cid, key, text in made:
+            if key is None:
+                self.cache.json[cid] = text
+            elif key == "":
+                self.cache.csv[cid] = text
+            else:
+                assert isinstance(key, tuple)
+                self.cache.html.setdefault(cid, {})[key] = Markup(text)
 
     def table_rows(self, template: str, contacts: Iterable[Contact], root: str) -> Markup:
         """The rows of a table of contacts, one per line, joined here rather than in a

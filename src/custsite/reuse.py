@@ -8,23 +8,26 @@ the templates, the date, the segments' titles, the lifetime model), and keeps in
 folder the hash of each page with the identity of the output folder it wrote. The next build
 links the pages whose hash is the same from that folder instead of rendering them, and only
 if that folder is still the one it wrote (tests/test_cache.py builds warm after edits and
-cold, and compares the trees). The list pages, which show every contact, are rendered always.
+cold, and compares the trees). The list pages, which show every contact, are rendered always,
+but from the table rows and data records of contacts kept with the same hash (`RowStore`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cache import read_json, write_json
-from .config import CONFIG_FILE
+from .cache import read_json, read_signed, sign, write_bytes, write_json
+from .config import CONFIG_FILE, Config
 from .derive import Derived
 from .freshness import code_version, folder_id
 from .pages import customer_page
 from .parse import content_digest
+from .render import RowCache
 
 STATE_FILE = "pages.json"
 
@@ -118,3 +121,58 @@ def remember_pages(derived: Derived, hashes: dict[str, str], output: Path) -> No
         return
     write_json(state, {"output": str(output.resolve()), "folder": list(folder),
                        "pages": hashes})
+
+
+class RowStore:
+    """Contacts' table rows (HTML by template and page depth), data records (JSON) and CSV
+    lines, kept between builds with the hash of what the contact's page shows (see
+    `page_hashes`), which covers what they show: after an edit, lists of 10,000 contacts and
+    the data files are joined from kept pieces rather than made again. The HTML goes into
+    pages as it is, so the file is signed like the record store (see cache.sign)."""
+
+    FILE = "rows.pickle"
+
+    def __init__(self, config: Config, hashes: dict[str, str]) -> None:
+        self.path = config.root / config.paths.cache / self.FILE
+        # By contact id, from the pages' hashes.
+        self.hashes = {path.split("/")[1]: digest for path, digest in hashes.items()}
+        self.data: dict[str, Any] = {}
+        payload = read_signed(self.path)
+        if payload is not None:
+            with contextlib.suppress(Exception):  # signed by us: made by this code
+                found = pickle.loads(payload)
+                if isinstance(found, dict):
+                    self.data = found
+
+    def _kept(self, table: str) -> dict[str, Any]:
+        entries = self.data.get(table)
+        if not isinstance(entries, dict):
+            return {}
+        return {cid: value for cid, (digest, value) in entries.items()
+                if self.hashes.get(cid) == digest}
+
+    def cache(self) -> RowCache:
+        """A row cache holding the kept pieces of contacts whose hash is the same."""
+        rows = RowCache(self._kept("html"))
+        rows.json.update(self._kept("json"))
+        rows.csv.update(self._kept("csv"))
+        columns = self.data.get("csv_columns")
+        rows.csv_columns = columns if isinstance(columns, tuple) else ()
+        return rows
+
+    def save(self, rows: RowCache) -> None:
+        """Keep the pieces of this build's contacts; nothing is written if all are the same."""
+        hashes = self.hashes
+
+        def table(entries: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+            return {cid: (hashes[cid], value) for cid, value in entries.items() if cid in hashes}
+
+        data = {"html": table({cid: {k: str(v) for k, v in mine.items()}
+                               for cid, mine in rows.html.items() if mine}),
+                "json": table(rows.json), "csv": table(rows.csv),
+                "csv_columns": rows.csv_columns}
+        if data == self.data:
+            return
+        signed = sign(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        if signed is not None and write_bytes(self.path, signed, mode=0o600):
+            self.data = data
