@@ -3,7 +3,7 @@ across versions or when damaged."""
 
 from __future__ import annotations
 
-import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -51,8 +51,8 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     # The same note twice is rendered once.
     assert sorted(seen) == ["Asked for a **quote**.", "Left a *voicemail*.",
                             "Met at the **fair**."]
-    stores = list((root / ".custsite-cache").glob("notes-*.json"))
-    assert len(stores) == 1 and len(json.loads(stores[0].read_bytes()[32:])) == 3  # signed
+    stores = list((root / ".custsite-cache").glob("notes-*.pickle"))
+    assert len(stores) == 1 and len(pickle.loads(stores[0].read_bytes()[32:])) == 3  # signed
     seen.clear()
     build(root, output=tmp_path / "two")
     assert seen == []  # nothing changed: every note from the cache
@@ -63,7 +63,7 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     assert seen == ["Asked for a **quote** by Friday."]
     assert "<strong>quote</strong> by Friday" in \
         (tmp_path / "three/customers/bob/index.html").read_text()
-    assert len(json.loads(stores[0].read_bytes()[32:])) == 3  # the old note is gone
+    assert len(pickle.loads(stores[0].read_bytes()[32:])) == 3  # the old note is gone
 
 
 def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFactory,
@@ -71,7 +71,7 @@ def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFac
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     root = scratch_portfolio(FILES)
     build(root, output=tmp_path / "one")
-    store = next((root / ".custsite-cache").glob("notes-*.json"))
+    store = next((root / ".custsite-cache").glob("notes-*.pickle"))
     store.write_text("{broken")
     seen = _counting(monkeypatch)
     build(root, output=tmp_path / "two")
@@ -80,7 +80,7 @@ def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFac
     monkeypatch.setattr(render, "notes_version", lambda: "other")
     seen.clear()
     build(root, output=tmp_path / "three")
-    assert len(seen) == 3 and (root / ".custsite-cache/notes-other.json").is_file()
+    assert len(seen) == 3 and (root / ".custsite-cache/notes-other.pickle").is_file()
 
 
 def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: ScratchFactory,
@@ -92,9 +92,9 @@ def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: Scr
     root = scratch_portfolio(FILES)
     build(root, output=tmp_path / "one")
     cache = root / ".custsite-cache"
-    store = next(cache.glob("notes-*.json"))
+    store = next(cache.glob("notes-*.pickle"))
     key = content_digest(b"Asked for a **quote**.")
-    store.write_text(json.dumps({key: "<script>alert(1)</script>"}))
+    store.write_bytes(bytes(32) + pickle.dumps({key: "<script>alert(1)</script>"}))
     rows = cache / "rows.pickle"
     signed = rows.read_bytes()
     rows.write_bytes(bytes(32) + signed[32:].replace(b"</td>", b"<script>x</script></td>"))
@@ -152,6 +152,7 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
     edits = [
         ("records/customers/bob.yaml", "name: Bob Stone", "name: Bob Stoner"),
         ("records/interactions/calls.yaml", "2026-01-12", "2026-01-13"),
+        ("records/interactions/calls.yaml", "a **quote**", "a **quote** twice"),
         ("records/customers/cid.yaml", None, "name: Cid Ray\nreferred_by: ann\n"),
         ("personas/p.md", "kind: person", "kind: company"),
         ("records/customers/cid.yaml", None, None),
@@ -186,8 +187,6 @@ def test_records_kept_by_someone_else_are_never_unpickled(scratch_portfolio: Scr
     """Kept records are pickles, signed with this user's key: a cache folder from another
     user or machine (committed to a repository, say) is converted afresh, and a pickle that
     would run code is never loaded."""
-    import pickle
-
     root = scratch_portfolio(FILES)
     build(root)
     (shards,) = (root / ".custsite-cache").glob("records-*")
@@ -238,3 +237,15 @@ def test_a_kept_page_must_still_be_there(scratch_portfolio: ScratchFactory) -> N
     (root / "records/customers/bob.yaml").write_text("name: Bob Stone\n")
     build(root)
     assert page.read_bytes() == expected
+
+
+def test_every_field_of_contacts_holding_interactions_is_known_to_the_page_hashes() -> None:
+    """Page hashes name interactions by their file's content (reuse.INTERACTION_FIELDS): a
+    new field holding interactions must be named there, or its changes would go unseen."""
+    import dataclasses
+
+    from custsite.derive import Contact
+    from custsite.reuse import INTERACTION_FIELDS
+
+    holding = {f.name for f in dataclasses.fields(Contact) if "Interaction" in str(f.type)}
+    assert holding == INTERACTION_FIELDS

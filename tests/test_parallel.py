@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -24,8 +24,8 @@ def every_size(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _notes(root: Path) -> dict[str, str]:
-    (found,) = (root / ".custsite-cache").glob("notes-*.json")
-    data: dict[str, str] = json.loads(found.read_bytes()[32:])  # signed
+    (found,) = (root / ".custsite-cache").glob("notes-*.pickle")
+    data: dict[str, str] = pickle.loads(found.read_bytes()[32:])  # signed
     return data
 
 

@@ -17,8 +17,9 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .config import Config
 from .parse import content_digest
@@ -74,12 +75,16 @@ def write_json(path: Path, data: object) -> bool:
 
 def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> bool:
     """Write atomically (a temporary file renamed over the old one); False on failure."""
+    return _write_atomically(path, lambda out: out.write(data), mode)
+
+
+def _write_atomically(path: Path, fill: Callable[[BinaryIO], object], mode: int) -> bool:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            fill(out)
         os.chmod(tmp, mode)  # mkstemp makes it private; most cache files need not be
         os.replace(tmp, path)
         return True
@@ -103,9 +108,9 @@ class NoteStore:
         self.path = path
         self.render = render
         payload = read_signed(path)
-        try:
-            self.known = _texts(json.loads(payload)) if payload is not None else {}
-        except ValueError:
+        try:  # signed by us: made by this code
+            self.known = _texts(pickle.loads(payload)) if payload is not None else {}
+        except Exception:
             self.known = {}
         self.used: dict[str, str] = {}
 
@@ -136,14 +141,13 @@ class NoteStore:
         """Keep the notes of this build (if any was new or any is gone)."""
         if self.used.keys() == self.known.keys():
             return
-        signed = sign(json.dumps(self.used, ensure_ascii=False,
-                                 separators=(",", ":")).encode("utf-8"))
-        if signed is not None and write_bytes(self.path, signed, mode=0o600):
+        if write_signed(self.path, partial(pickle.dump, self.used,
+                                           protocol=pickle.HIGHEST_PROTOCOL)):
             self.known = dict(self.used)
 
 
 def note_store(config: Config, render: Callable[[str], str], version: str) -> NoteStore:
-    return NoteStore(config.root / config.paths.cache / f"notes-{version}.json", render)
+    return NoteStore(config.root / config.paths.cache / f"notes-{version}.pickle", render)
 
 
 def _secret() -> bytes | None:
@@ -166,24 +170,54 @@ def _secret() -> bytes | None:
     return data if len(data) == 32 else None
 
 
-def sign(payload: bytes) -> bytes | None:
-    """The payload with this user's signature in front; None when there is no key."""
+class _Signing:
+    """A file written through, with the signature of what went through."""
+
+    def __init__(self, out: BinaryIO, secret: bytes) -> None:
+        self.out = out
+        self.mac = hmac.new(secret, digestmod="sha256")
+
+    def write(self, data: bytes) -> int:
+        self.mac.update(data)
+        return self.out.write(data)
+
+
+def write_signed(path: Path, fill: Callable[[_Signing], object]) -> bool:
+    """Write atomically what `fill` writes into the file it is given, signed with this
+    user's key (the signature first; see `read_signed`); False on failure. Written as it is
+    made: a large cache is never in memory twice."""
     secret = _secret()
-    return None if secret is None else hmac.new(secret, payload, "sha256").digest() + payload
+    if secret is None:
+        return False
+
+    def body(out: BinaryIO) -> None:
+        out.write(bytes(MAC_SIZE))
+        signing = _Signing(out, secret)
+        fill(signing)
+        out.seek(0)
+        out.write(signing.mac.digest())
+
+    return _write_atomically(path, body, 0o600)
 
 
-def signed_payload(data: bytes, secret: bytes | None = None) -> bytes | None:
-    """What `sign` made, checked: None when signed by any other key, or not at all."""
+MAC_SIZE = 32
+
+
+def signed_payload(data: bytes, secret: bytes | None = None) -> memoryview | None:
+    """What `write_signed` wrote, checked (and not copied): None when signed by any other
+    key, or not at all."""
     secret = secret or _secret()
     if secret is None:
         return None
-    mac, payload = data[:32], data[32:]
-    if not hmac.compare_digest(mac, hmac.new(secret, payload, "sha256").digest()):
+    view = memoryview(data)
+    payload = view[MAC_SIZE:]
+    if not hmac.compare_digest(view[:MAC_SIZE].tobytes(),
+                               hmac.new(secret, payload, "sha256").digest()):
         return None
     return payload
 
 
-def read_signed(path: Path) -> bytes | None:
+def read_signed(path: Path) -> memoryview | None:
     """A cache file's payload, if this user's key signed it."""
     try:
         data = path.read_bytes()
@@ -270,9 +304,7 @@ class RecordStore:
             if not entries:
                 path.unlink(missing_ok=True)
                 continue
-            payload = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
-            mac = hmac.new(self.secret, payload, "sha256").digest()
-            write_bytes(path, mac + payload, mode=0o600)
+            write_signed(path, partial(pickle.dump, entries, protocol=pickle.HIGHEST_PROTOCOL))
         for other in self.folder.glob(f"{self.PREFIX}*"):
             if other != self.path:
                 shutil.rmtree(other, ignore_errors=True)

@@ -146,6 +146,9 @@ class Portfolio:
     personas: dict[str, Persona]
     # Each customer id named by interactions (known or not), with them in the same order.
     by_customer: dict[str, tuple[Interaction, ...]] = field(default_factory=dict)
+    # The content hash of each file of interactions, by path: what an interaction shows is
+    # its file's (see reuse.page_hashes).
+    digests: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 def dated_until(interactions: Sequence[Interaction], day: dt.date) -> int:

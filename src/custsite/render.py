@@ -143,11 +143,9 @@ class RowCache:
     A list of 10,000 contacts is mostly the same rows as before an edit: only the rows of
     contacts whose content changed are made again (`forget`)."""
 
-    def __init__(self, html: dict[str, dict[tuple[str, str], str]] | None = None) -> None:
+    def __init__(self, html: dict[str, dict[tuple[str, str], Markup]] | None = None) -> None:
         # id → (template, root) → row; builds start from the rows kept by the last one.
-        self.html: dict[str, dict[tuple[str, str], Markup]] = {
-            cid: {key: Markup(row) for key, row in rows.items()}
-            for cid, rows in (html or {}).items()}
+        self.html: dict[str, dict[tuple[str, str], Markup]] = html or {}
         self.records: dict[str, dict[str, Any]] = {}
         self.json: dict[str, str] = {}
         self.csv: dict[str, str] = {}
@@ -285,7 +283,7 @@ class Renderer:
         if found is None:
             html = self.env.get_template(template).render(**self.common, c=contact, root=root)
             found = mine[(template, root)] = Markup(html)
-            self.made.append((contact.id, (template, root), html))
+            self.made.append((contact.id, (template, root), found))
         return found
 
     def take_rows(self, made: list[tuple[str, tuple[str, str] | str | None, str]]) -> None:
@@ -296,8 +294,8 @@ class Renderer:
             elif key == "":
                 self.cache.csv[cid] = text
             else:
-                assert isinstance(key, tuple)
-                self.cache.html.setdefault(cid, {})[key] = Markup(text)
+                assert isinstance(key, tuple) and isinstance(text, Markup)
+                self.cache.html.setdefault(cid, {})[key] = text  # unpickled as Markup
 
     def table_rows(self, template: str, contacts: Iterable[Contact], root: str) -> Markup:
         """The rows of a table of contacts, one per line, joined here rather than in a

@@ -21,15 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cache import read_json, read_signed, sign, write_bytes, write_json
+from .cache import read_json, read_signed, write_json, write_signed
 from .config import CONFIG_FILE, Config
-from .derive import Derived
+from .derive import Contact, Derived
 from .freshness import code_version, folder_id
 from .pages import customer_page
 from .parse import content_digest
 from .render import RowCache
 
 STATE_FILE = "pages.json"
+# The fields of a contact that hold interactions (tests/test_cache.py keeps this in step).
+INTERACTION_FIELDS = frozenset({"interactions", "purchases", "active_subscriptions"})
 
 
 def _hash(*parts: object) -> str:
@@ -60,6 +62,15 @@ def _dependency(derived: Derived) -> Callable[[str], str]:
                                            for f in dataclasses.fields(found)
                                            if f.name != "match"]
 
+    digests = derived.portfolio.digests
+
+    def shown(contact: Contact) -> list[tuple[str, object]]:
+        """The contact's fields, its interactions named by file content and id rather than
+        written out (the repr of 100,000 interactions was most of the hashing)."""
+        return [(name, tuple((i.path, i.id, digests.get(i.path) or repr(i)) for i in value)
+                 if name in INTERACTION_FIELDS else value)
+                for name, value in vars(contact).items()]
+
     def of(key: str) -> str:
         found = known.get(key)
         if found is None:
@@ -70,8 +81,8 @@ def _dependency(derived: Derived) -> Callable[[str], str]:
                 value = persona(key[8:])
             else:
                 contact = derived.contacts.get(key)
-                value = (contact, derived.changes.get(contact.customer.path)
-                         if contact is not None else None)
+                value = None if contact is None else \
+                    (shown(contact), derived.changes.get(contact.customer.path))
             found = known[key] = _hash(key, value)
         return found
 
@@ -167,12 +178,11 @@ class RowStore:
         def table(entries: dict[str, Any]) -> dict[str, tuple[str, Any]]:
             return {cid: (hashes[cid], value) for cid, value in entries.items() if cid in hashes}
 
-        data = {"html": table({cid: {k: str(v) for k, v in mine.items()}
-                               for cid, mine in rows.html.items() if mine}),
+        data = {"html": table({cid: mine for cid, mine in rows.html.items() if mine}),
                 "json": table(rows.json), "csv": table(rows.csv),
                 "csv_columns": rows.csv_columns}
         if data == self.data:
             return
-        signed = sign(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-        if signed is not None and write_bytes(self.path, signed, mode=0o600):
+        if write_signed(self.path, lambda out: pickle.dump(
+                data, out, protocol=pickle.HIGHEST_PROTOCOL)):
             self.data = data

@@ -256,6 +256,7 @@ def assemble(config: Config, files: list[FileRecords], problems: list[Problem],
         interactions=memo.interactions,
         personas=_unique((p for f in files for p in f.personas), "persona", ctx),
         by_customer=memo.by_customer,
+        digests={f.interactions[0].path: f.digest for f in with_interactions if f.digest},
     )
     check_portfolio(portfolio, ctx, memo)
     return portfolio
