@@ -25,8 +25,10 @@ from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
 from .pages import PageSpec
 from .render import Page, Renderer, RowCache
 
-# Below this many pages, starting processes costs more than it saves.
+# Below this many pages, starting processes costs more than it saves; a list page counts as
+# LIST_PAGE_COST contacts' pages (after an edit, most pages left to render are lists).
 MIN_PARALLEL_PAGES = 2_000
+LIST_PAGE_COST = 10
 CHUNK = 64  # pages a worker takes at a time: few messages, yet an even finish
 
 
@@ -47,7 +49,9 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
     for path in sorted(keep):
         yield Page(path, b"", kept=True)
     jobs = cpu_count() if jobs is None else max(1, jobs)
-    if jobs == 1 or len(specs) < MIN_PARALLEL_PAGES or not can_fork():
+    lists = sum(spec.template != "customer.html" for spec in specs)
+    cost = len(specs) + (LIST_PAGE_COST - 1) * lists
+    if jobs == 1 or cost < MIN_PARALLEL_PAGES or not can_fork():
         for spec in specs:
             yield from renderer.page(spec)
         yield from renderer.assets()
