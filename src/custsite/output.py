@@ -143,15 +143,18 @@ class _Tree:
         self._scan("")
         self.wanted: set[str] = set()
 
-    def _scan(self, rel: str) -> None:
-        with os.scandir(self.folder + rel) as entries:
-            for entry in entries:
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    self.dirs.add(path)
-                    self._scan(path)
-                else:
-                    self.files[path] = entry.inode()  # no system call: the folder's entry
+    def _scan(self, top: str) -> None:
+        todo = [top]  # not recursive: a spare may be nested as deep as anyone made it
+        while todo:
+            rel = todo.pop()
+            with os.scandir(self.folder + rel) as entries:
+                for entry in entries:
+                    path = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        self.dirs.add(path)
+                        todo.append(path)
+                    else:
+                        self.files[path] = entry.inode()  # no system call: from the folder
 
     def _parent(self, rel: str) -> None:
         parent = rel.rpartition("/")[0]

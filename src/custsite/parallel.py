@@ -30,6 +30,7 @@ from .render import Page, Renderer, RowCache
 MIN_PARALLEL_PAGES = 2_000
 LIST_PAGE_COST = 10
 CHUNK = 64  # pages a worker takes at a time: few messages, yet an even finish
+FLUSH_BYTES = 1 << 20  # a worker sends what it made once this much is waiting
 
 
 def _order(specs: list[PageSpec]) -> list[PageSpec]:
@@ -97,6 +98,13 @@ def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | No
         stop(workers, readers)
 
 
+def _chunk(renderer: Renderer, specs: list[PageSpec], *, with_assets: bool) -> Iterator[Page]:
+    for spec in specs:
+        yield from renderer.page(spec)
+    if with_assets:
+        yield from renderer.assets()  # the data files and copies, once
+
+
 def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
           taken: Any, out: Connection) -> None:
     """A worker: take chunks until none is left, send their pages, then the new notes."""
@@ -108,9 +116,15 @@ def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
                 taken.value += CHUNK
             if first >= len(specs):
                 break
-            pages = [page for spec in specs[first:first + CHUNK] for page in renderer.page(spec)]
-            if first == 0:
-                pages.extend(renderer.assets())  # the data files and copies, once
-            out.send(("pages", [(p.path, p.content) for p in pages]))
+            made: list[tuple[str, bytes]] = []
+            size = 0
+            for page in _chunk(renderer, specs[first:first + CHUNK], with_assets=first == 0):
+                made.append((page.path, page.content))
+                size += len(page.content)
+                if size >= FLUSH_BYTES:  # list pages are large: never many held at once
+                    out.send(("pages", made))
+                    made, size = [], 0
+            if made:
+                out.send(("pages", made))
         out.send(("done", (notes.since(before) if notes is not None else ({}, []),
                            renderer.made)))
