@@ -137,7 +137,10 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
     changed are kept between builds, and a build that uses them writes the very bytes of a
     build without any cache."""
     root = scratch_portfolio({**FILES, "personas/p.md":
-                              "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
+                              "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n",
+                              "records/organizations/acme.yaml": "name: Acme\n",
+                              "records/organizations/zeta.yaml": "name: Zeta\n",
+                              "records/customers/dee.yaml": "name: Dee\norganization: acme\n"})
     seen = _converting(monkeypatch)
     rendered: list[str] = []
     real_page = render.Renderer.page
@@ -156,6 +159,10 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
         ("records/customers/cid.yaml", None, "name: Cid Ray\nreferred_by: ann\n"),
         ("personas/p.md", "kind: person", "kind: company"),
         ("records/customers/cid.yaml", None, None),
+        # An organization renamed: its page, and every list that shows its contacts.
+        ("records/organizations/acme.yaml", "name: Acme", "name: Acme Inc"),
+        ("records/customers/bob.yaml", "name: Bob Stoner", "name: Bob Stoner\norganization: acme"),
+        ("records/customers/dee.yaml", "name: Dee", "name: Dee Ray"),
     ]
     for rel, old, new in edits:
         path = root / rel
@@ -170,9 +177,13 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
         build(root)
         # Only the edited file, and the personas (their compiled rules are not kept).
         assert set(seen) <= {rel, "personas/p.md"}, rel
-        if rel == "records/customers/bob.yaml":  # Ann's page does not show Bob: kept
-            assert "customers/bob/index.html" in rendered
+        if rel == "records/customers/bob.yaml" and "organization" not in new:
+            assert "customers/bob/index.html" in rendered  # Ann's page does not show Bob
             assert "customers/ann/index.html" not in rendered
+            assert "organizations/acme/index.html" not in rendered  # nor does Acme's
+        if rel == "records/customers/dee.yaml":
+            assert "organizations/acme/index.html" in rendered
+            assert "organizations/zeta/index.html" not in rendered
         cold = tmp_path / "cold"
         shutil.rmtree(cold, ignore_errors=True)
         shutil.copytree(root, cold, ignore=shutil.ignore_patterns(".custsite-cache", "site"))

@@ -276,3 +276,33 @@ def test_buyers_who_all_stop_alike_still_get_estimates() -> None:
     assert a + b > 50 and abs(a / (a + b) - 0.3) < 0.05
     assert all(0 <= e.p_alive <= 1 and e.expected_purchases >= 0
                for e in lifetime.estimate(model, histories, "EUR"))
+
+
+def test_validate_leaves_out_only_what_no_problem_needs(tmp_path: Path) -> None:
+    """`custsite validate` skips segments and, unless a persona's rule reads them, the
+    lifetime models (check(problems_only=True)): its problems are the build's, here with
+    personas that read p_alive and segments, declared statuses and an organization."""
+    import shutil
+
+    root = tmp_path / "p"
+    write_cdnow(root)
+    (root / "personas").mkdir()
+    (root / "personas/fading.md").write_text(
+        "---\nname: Fading\nmatch: {not: {p_alive: {gte: 0.5}}}\n---\n")
+    (root / "records/customers/lead.yaml").write_text("name: A lead\nstatus: lead\n")
+    (root / "records/customers/c-00001.yaml").write_text("name: One\nstatus: prospect\n")
+    full, lean = check(root), check(root, problems_only=True)
+    assert lean.problems == full.problems
+    assert any(p.code == "status-mismatch" for p in full.problems)
+    assert full.derived.contacts["lead"].stage == "suspect"
+    assert lean.derived.contacts["lead"].stage == "suspect"
+    assert lean.derived.lifetime is not None  # read by a persona: fitted
+    (root / "personas/fading.md").unlink()
+    lean = check(root, problems_only=True)
+    assert lean.derived.lifetime is None and lean.problems == check(root).problems
+    for example in ("records", "personas", "custsite.yaml"):
+        source = Path(__file__).parents[1] / example
+        target = tmp_path / "example" / example
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    assert check(tmp_path / "example", problems_only=True).problems == \
+        check(tmp_path / "example").problems

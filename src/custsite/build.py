@@ -109,17 +109,19 @@ def spare_site(config: Config, out: Path) -> Path:
 
 
 def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
-          jobs: int | None = None) -> CheckResult:
+          jobs: int | None = None, problems_only: bool = False) -> CheckResult:
     """Load, validate and derive the portfolio under `root`; every problem, sorted. What the
     cache folder holds is used in any case; with `cache` (builds), new lifetime fits are kept
     there, and the converted record files come back in the result for `build` to keep
     (`validate` writes nothing). Many files are read by `jobs` processes (default: one per
-    core)."""
+    core). With `problems_only`, the derived portfolio holds only what problems need (see
+    derive)."""
     with paused_gc():
-        return _check(root, as_of, cache, jobs)
+        return _check(root, as_of, cache, jobs, problems_only)
 
 
-def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None) -> CheckResult:
+def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
+           problems_only: bool = False) -> CheckResult:
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
@@ -127,7 +129,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None) -> 
     portfolio = load_portfolio(config, problems, jobs=jobs, store=store)
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config)
-    derived = derive(portfolio, day, fits=fits)
+    derived = derive(portfolio, day, fits=fits, problems_only=problems_only)
     if cache:
         fits.save()
     problems.extend(derived.problems)
@@ -163,7 +165,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     derived = with_changes(result)
     hashes = page_hashes(derived)
     keep = reusable(derived, hashes, out)
-    kept_rows = RowStore(config, hashes)
+    kept_rows = RowStore(derived, hashes)
     rows = kept_rows.cache()
     forget(config)  # a build killed after the swap must not leave a stale record behind
     with frozen_gc():  # pages are written as they are rendered: the site is never all in memory

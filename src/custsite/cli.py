@@ -74,7 +74,7 @@ def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str | Non
     """Check every record and report every problem; exit 1 on errors."""
     if fmt is None:
         fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
-    result = check(root, as_of=_day(as_of))
+    result = check(root, as_of=_day(as_of), problems_only=True)
     if since is not None:
         from .gitinfo import changed_files
 

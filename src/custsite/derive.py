@@ -459,10 +459,16 @@ def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, mem
     return out, model
 
 
+LIFETIME_PATHS = frozenset({"p_alive", "expected_purchases", "clv"})
+
+
 def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None, *,
-           fits: MutableMapping[str, str] | None = None) -> Derived:
+           fits: MutableMapping[str, str] | None = None,
+           problems_only: bool = False) -> Derived:
     """Compute the whole portfolio at `as_of`; `fits` keeps the lifetime models fitted before
-    (see lifetime.fit)."""
+    (see lifetime.fit). With `problems_only` (`custsite validate`), what no problem depends
+    on is left out: segments, and the lifetime models unless a persona's rule reads them
+    (personas decide suspects, and stages are checked against declared statuses)."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
@@ -490,21 +496,24 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
         base_memo[cid] = (customer, mine, refs, contact)
         contacts.append(contact)
     memo.base = base_memo
-    contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
+    personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
+    lifetime_model: LifetimeModel | None = None
+    if not problems_only or any(p.match is not None and p.match.paths() & LIFETIME_PATHS
+                                for p in personas):
+        contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
     # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
     rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue, c.currency)
                   for c in contacts if c.purchases]
     if memo.rfm is None or rfm_inputs != memo.rfm_inputs:
         memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
     rfm, method = memo.rfm
-    personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
     if not same_objects(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
     contacts, memo.matched = _step(
         contacts, memo.matched, rfm.get,
         lambda c, score: _match_personas(_replace(c, rfm=score), personas, as_of))
 
-    finals, memo.final = _step(
+    finals, memo.final = (contacts, {}) if problems_only else _step(
         contacts, memo.final, lambda cid: None,
         lambda c, _: _replace(c, segments=_segments_of(c, config, as_of)))
     contact_map = {c.customer.id: c for c in finals}

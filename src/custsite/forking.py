@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from .errors import CustsiteError, TemplateFailed
 
-FORKED_SHARE = 0.8  # of the work of this process, for a forked one that must send it back
+FORKED_SHARE = 0.8
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,23 +74,51 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
             writer.close()
             readers.append(reader)
             workers.append(proc)
-        results = [func(item) for item in items[bounds[0]:bounds[1]]]
-        for reader in readers:
-            try:
-                kind, payload = reader.recv()
-            except EOFError:
-                raise CustsiteError("a reading process ended unexpectedly") from None
-            if kind != "done":
-                raise_reported(kind, payload)
-            results.extend(payload)
+        # This process's share, a batch at a time, taking in what the others sent between
+        # batches: their pickling and this process's unpickling overlap the work.
+        mine = items[bounds[0]:bounds[1]]
+        results: list[R] = []
+        theirs: list[list[R]] = [[] for _ in readers]
+        busy = set(range(len(readers)))
+        for first in range(0, len(mine), BATCH):
+            results.extend(func(item) for item in mine[first:first + BATCH])
+            _take(readers, theirs, busy, wait=False)
+        _take(readers, theirs, busy, wait=True)
+        for found in theirs:
+            results.extend(found)
         return results
     finally:
         stop(workers, readers)
 
 
+BATCH = 256  # items between sending (forked processes) or taking in (this one) results
+
+
+def _take(readers: list[Connection], theirs: list[list[R]], busy: set[int], *,
+          wait: bool) -> None:
+    """Take in the batches the forked processes sent (all of them, until each is done, if
+    `wait`)."""
+    for k in sorted(busy):
+        reader = readers[k]
+        while wait or reader.poll():
+            try:
+                kind, payload = reader.recv()
+            except EOFError:
+                raise CustsiteError("a reading process ended unexpectedly") from None
+            if kind == "part":
+                theirs[k].extend(payload)
+            elif kind == "done":
+                busy.discard(k)
+                break
+            else:
+                raise_reported(kind, payload)
+
+
 def _map_part(func: Callable[[T], R], part: Sequence[T], out: Connection) -> None:
     with reporting(out):
-        out.send(("done", [func(item) for item in part]))
+        for first in range(0, len(part), BATCH):
+            out.send(("part", [func(item) for item in part[first:first + BATCH]]))
+        out.send(("done", None))
 
 
 @contextmanager

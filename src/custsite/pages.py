@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from . import charts, insights
 from .data import JsonText, RecordsJson, json_array
-from .derive import Contact, Derived
+from .derive import Account, Contact, Derived
 from .lifetime import model_data
 from .model import STAGES, Interaction, Persona
 
@@ -243,6 +243,15 @@ def customer_path(cid: str) -> str:
     return f"customers/{cid}/index.html"
 
 
+def organization_path(oid: str) -> str:
+    return f"organizations/{oid}/index.html"
+
+
+def organization_deps(account: Account) -> frozenset[str]:
+    """An organization's page shows its account and its contacts."""
+    return frozenset({f"org:{account.organization.id}", *account.contacts})
+
+
 def customer_page(c: Contact, derived: Derived) -> PageSpec:
     return PageSpec(customer_path(c.id), "customer.html", partial(_customer_context, c, derived),
                     deps=_customer_deps(c))
@@ -282,11 +291,10 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
                    deps=frozenset({*(f"org:{a.organization.id}" for a in accounts),
                                    *(d for a in accounts for d in a.decision_makers)}))
     for account in accounts:
-        oid = account.organization.id
-        yield PageSpec(f"organizations/{oid}/index.html", "organization.html",
+        yield PageSpec(organization_path(account.organization.id), "organization.html",
                        partial(_with_members, _sorted_members(contacts, everyone, account.contacts),
                                account=account),
-                       deps=frozenset({f"org:{oid}", *account.contacts}))
+                       deps=organization_deps(account))
 
     yield PageSpec("personas/index.html", "personas.html", lambda: {"stats": stats()},
                    twin=lambda: {"personas": [{

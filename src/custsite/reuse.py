@@ -1,8 +1,10 @@
-"""Contacts' pages kept from the previous build when nothing they show has changed.
+"""Contacts' and organizations' pages kept from the previous build when nothing they show
+has changed.
 
 Most of a build after an edit is rendering the page of every contact again, though the edit
 changed a few of them. A contact's page shows the contact itself and the records its
-dependencies name (see pages.PageSpec.deps, which the dev server uses the same way): the
+dependencies name (see pages.PageSpec.deps, which the dev server uses the same way; an
+organization's page, its account and its contacts, each shown with the organization): the
 build hashes each of them, with everything every page shows (custsite's code, custsite.yaml,
 the templates, the date, the segments' titles, the lifetime model), and keeps in the cache
 folder the hash of each page with the identity of the output folder it wrote. The next build
@@ -22,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .cache import read_json, read_signed, write_json, write_signed
-from .config import CONFIG_FILE, Config
+from .config import CONFIG_FILE
 from .derive import Contact, Derived
 from .freshness import code_version, folder_id
-from .pages import customer_page
+from .pages import customer_page, customer_path, organization_deps, organization_path
 from .parse import content_digest
 from .render import RowCache
 
@@ -81,8 +83,12 @@ def _dependency(derived: Derived) -> Callable[[str], str]:
                 value = persona(key[8:])
             else:
                 contact = derived.contacts.get(key)
+                # Every list shows a contact with its organization's name.
+                org = derived.accounts.get(contact.customer.organization or "") \
+                    if contact is not None else None
                 value = None if contact is None else \
-                    (shown(contact), derived.changes.get(contact.customer.path))
+                    (shown(contact), derived.changes.get(contact.customer.path),
+                     org.organization if org is not None else None)
             found = known[key] = _hash(key, value)
         return found
 
@@ -90,13 +96,16 @@ def _dependency(derived: Derived) -> Callable[[str], str]:
 
 
 def page_hashes(derived: Derived) -> dict[str, str]:
-    """The hash of what each contact's page shows, by page path."""
+    """The hash of what each contact's and organization's page shows, by page path."""
     everywhere = _shown_everywhere(derived)
     of = _dependency(derived)
     out = {}
     for contact in derived.contacts.values():
         spec = customer_page(contact, derived)
         out[spec.path] = _hash(everywhere, sorted(of(key) for key in spec.deps))
+    for oid, account in derived.accounts.items():
+        out[organization_path(oid)] = _hash(everywhere, sorted(
+            of(key) for key in organization_deps(account)))
     return out
 
 
@@ -143,10 +152,12 @@ class RowStore:
 
     FILE = "rows.pickle"
 
-    def __init__(self, config: Config, hashes: dict[str, str]) -> None:
+    def __init__(self, derived: Derived, hashes: dict[str, str]) -> None:
+        config = derived.config
         self.path = config.root / config.paths.cache / self.FILE
-        # By contact id, from the pages' hashes.
-        self.hashes = {path.split("/")[1]: digest for path, digest in hashes.items()}
+        # By contact id, from the hashes of their pages.
+        self.hashes = {cid: digest for cid in derived.contacts
+                       if (digest := hashes.get(customer_path(cid))) is not None}
         self.data: dict[str, Any] = {}
         payload = read_signed(self.path)
         if payload is not None:
