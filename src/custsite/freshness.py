@@ -44,15 +44,17 @@ def _files(folder: Path) -> list[tuple[str, int, int]]:
     """Every file below `folder` (links followed to files, not to folders), with its size
     and modification time."""
     found = []
-    for base, dirs, names in os.walk(folder):
+    top = str(folder)
+    for base, dirs, names in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")  # Python's, not ours
+        prefix = base[len(top) + 1:]  # os.path.relpath, without its cost per file
         for name in sorted(names):
             path = os.path.join(base, name)
             try:
                 st = os.stat(path)
             except OSError:
                 continue
-            found.append((os.path.relpath(path, folder), st.st_size, st.st_mtime_ns))
+            found.append((os.path.join(prefix, name), st.st_size, st.st_mtime_ns))
     return found
 
 

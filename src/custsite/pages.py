@@ -212,18 +212,19 @@ def _persona_context(persona: Persona, stats: Callable[[], dict[str, insights.Pe
 
 
 def _members_of(contacts: dict[str, Contact], everyone: list[Contact],
-                ids: tuple[str, ...]) -> list[Contact]:
-    if len(ids) * 16 < len(everyone):  # a few: sorting them is cheaper than a pass
+                rank: Callable[[], dict[str, int]], ids: tuple[str, ...]) -> list[Contact]:
+    if len(ids) * 16 < len(everyone):  # a few: sorting them is cheaper than a lookup table
         return _by_name(contacts, ids)
-    chosen = set(ids)
-    return [c for c in everyone if c.customer.id in chosen]
+    places = rank()
+    return [everyone[i] for i in sorted({places[cid] for cid in ids})]
 
 
 def _sorted_members(contacts: dict[str, Contact], everyone: list[Contact],
+                    rank: Callable[[], dict[str, int]],
                     ids: Iterable[str]) -> Callable[[], list[Contact]]:
-    """The members sorted by name (many are picked from everyone, already sorted), computed
-    once and only if a page or its twin needs it."""
-    return cache(partial(_members_of, contacts, everyone, tuple(ids)))
+    """The members sorted by name, in everyone's order (`rank`: each id's place there),
+    computed once and only if a page or its twin needs it."""
+    return cache(partial(_members_of, contacts, everyone, rank, tuple(ids)))
 
 
 class Parts(Protocol):
@@ -267,6 +268,7 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
     contacts = derived.contacts
     record = parts.record_json
     everyone = _by_name(contacts)
+    rank = cache(lambda: {c.customer.id: i for i, c in enumerate(everyone)})
     # Made only if a page that shows them is rendered.
     stats = cache(lambda: {s.id: s for s in insights.persona_stats(derived)})
     yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, stats, parts))
@@ -292,7 +294,8 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
                                    *(d for a in accounts for d in a.decision_makers)}))
     for account in accounts:
         yield PageSpec(organization_path(account.organization.id), "organization.html",
-                       partial(_with_members, _sorted_members(contacts, everyone, account.contacts),
+                       partial(_with_members, _sorted_members(contacts, everyone, rank,
+                                                              account.contacts),
                                account=account),
                        deps=organization_deps(account))
 
@@ -305,7 +308,7 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
         matched = derived.persona_matches[pid]
         yield PageSpec(f"personas/{pid}/index.html", "persona.html",
                        partial(_persona_context, persona, stats, contacts,
-                               _sorted_members(contacts, everyone, matched)),
+                               _sorted_members(contacts, everyone, rank, matched)),
                        deps=frozenset({f"persona:{pid}", *matched}))
 
     segments = list(derived.segments.values())
@@ -314,7 +317,7 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
                                                "size": len(s.members)} for s in segments]},
                    deps=frozenset(f"segment:{s.id}" for s in segments))
     for segment in segments:
-        members = _sorted_members(contacts, everyone, segment.members)
+        members = _sorted_members(contacts, everyone, rank, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
                        partial(_with_members, members, segment=segment),
                        twin=partial(_members_twin, record, "segment", segment.id, members),
