@@ -260,3 +260,42 @@ def test_every_field_of_contacts_holding_interactions_is_known_to_the_page_hashe
 
     holding = {f.name for f in dataclasses.fields(Contact) if "Interaction" in str(f.type)}
     assert holding == INTERACTION_FIELDS
+
+
+def test_compiled_templates_are_kept_signed(scratch_portfolio: ScratchFactory,
+                                           tmp_path: Path) -> None:
+    """Jinja's compiled templates are kept between builds; compiled code runs when loaded,
+    so a file not signed with this user's key (planted code, here) is compiled afresh."""
+    import io
+    import marshal
+
+    from jinja2.bccache import bc_magic
+
+    from custsite.cache import write_signed
+
+    root = scratch_portfolio(FILES)
+    build(root, output=tmp_path / "one")
+    (folder,) = (root / ".custsite-cache").glob("templates-*")
+    kept = sorted(folder.glob("*.bytecode"))
+    assert len(kept) >= 5
+    marker = tmp_path / "pwned"
+    code = compile(f"with open({str(marker)!r}, 'w') as f: f.write('ran')", "x", "exec")
+
+    def planted(path: Path) -> bytes:
+        """The kept template with its code replaced, checksum kept: Jinja would run it."""
+        kept = io.BytesIO(path.read_bytes()[32:])
+        assert kept.read(len(bc_magic)) == bc_magic
+        checksum = pickle.load(kept)
+        return bc_magic + pickle.dumps(checksum, 2) + marshal.dumps(code)
+
+    for path in kept:
+        path.write_bytes(bytes(32) + planted(path))  # a forged signature
+    build(root, output=tmp_path / "two")
+    assert not marker.exists()
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
+    for path in kept:  # signed with the user's own key, the same file would run
+        payload = planted(path)
+        write_signed(path, lambda out, payload=payload: out.write(payload))
+    with pytest.raises(Exception):  # noqa: B017 - the planted module is no template
+        build(root, output=tmp_path / "three")
+    assert marker.read_text() == "ran"

@@ -19,7 +19,7 @@ from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .output import write_site
 from .parallel import render_pages
-from .render import rendered_notes
+from .render import CompiledTemplates, rendered_notes
 from .reuse import RowStore, page_hashes, remember_pages, reusable
 from .validate import check_dates, load_portfolio
 
@@ -168,9 +168,11 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     kept_rows = RowStore(derived, hashes)
     rows = kept_rows.cache()
     forget(config)  # a build killed after the swap must not leave a stale record behind
+    compiled = CompiledTemplates(root / config.paths.cache, code_version())
     with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
-        count = write_site(render_pages(derived, notes, jobs, keep, rows), out, root=root,
-                           spare=spare_site(config, out))
+        count = write_site(render_pages(derived, notes, jobs, keep, rows, compiled), out,
+                           root=root, spare=spare_site(config, out))
+    compiled.prune()
     remember_pages(derived, hashes, out)
     kept_rows.save(rows)
     if result.records is not None:

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from .config import Config
 from .parse import content_digest
@@ -182,7 +182,7 @@ class _Signing:
         return self.out.write(data)
 
 
-def write_signed(path: Path, fill: Callable[[_Signing], object]) -> bool:
+def write_signed(path: Path, fill: Callable[[BinaryIO], object]) -> bool:
     """Write atomically what `fill` writes into the file it is given, signed with this
     user's key (the signature first; see `read_signed`); False on failure. Written as it is
     made: a large cache is never in memory twice."""
@@ -193,7 +193,7 @@ def write_signed(path: Path, fill: Callable[[_Signing], object]) -> bool:
     def body(out: BinaryIO) -> None:
         out.write(bytes(MAC_SIZE))
         signing = _Signing(out, secret)
-        fill(signing)
+        fill(cast(BinaryIO, signing))  # writing is all anyone does with it
         out.seek(0)
         out.write(signing.mac.digest())
 

@@ -23,7 +23,7 @@ from .derive import Derived
 from .errors import CustsiteError
 from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
 from .pages import PageSpec
-from .render import Page, Renderer, RowCache
+from .render import CompiledTemplates, Page, Renderer, RowCache, environment
 
 # Below this many pages, starting processes costs more than it saves; a list page counts as
 # LIST_PAGE_COST contacts' pages (after an edit, most pages left to render are lists).
@@ -39,12 +39,12 @@ def _order(specs: list[PageSpec]) -> list[PageSpec]:
 
 
 def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | None = None,
-                 keep: frozenset[str] = frozenset(), rows: RowCache | None = None
-                 ) -> Iterator[Page]:
+                 keep: frozenset[str] = frozenset(), rows: RowCache | None = None,
+                 compiled: CompiledTemplates | None = None) -> Iterator[Page]:
     """Every file of the site, in no particular order, rendered by `jobs` processes (default:
     one per core); the pages in `keep` are the previous site's (see reuse). The table rows
-    made end up in `rows`, whichever process made them."""
-    renderer = Renderer(derived, rows, notes=notes)
+    made end up in `rows`, whichever process made them; `compiled` keeps the templates."""
+    renderer = Renderer(derived, rows, environment(derived.config, compiled), notes=notes)
     renderer.csv_columns()  # here, before any fork: kept CSV lines of other columns go
     specs = _order([spec for spec in renderer.specs() if spec.path not in keep])
     for path in sorted(keep):

@@ -144,11 +144,12 @@ def remember_pages(derived: Derived, hashes: dict[str, str], output: Path) -> No
 
 
 class RowStore:
-    """Contacts' table rows (HTML by template and page depth), data records (JSON) and CSV
-    lines, kept between builds with the hash of what the contact's page shows (see
-    `page_hashes`), which covers what they show: after an edit, lists of 10,000 contacts and
-    the data files are joined from kept pieces rather than made again. The HTML goes into
-    pages as it is, so the file is signed like the record store (see cache.sign)."""
+    """Contacts' table rows (HTML by template and page depth), data records (JSON), CSV
+    lines and facet rows (the customers table's filters), kept between builds with the hash
+    of what the contact's page shows (see `page_hashes`), which covers what they show: after
+    an edit, lists of 10,000 contacts and the data files are joined from kept pieces rather
+    than made again. The HTML goes into pages as it is, so the file is signed like the record
+    store (see cache.write_signed)."""
 
     FILE = "rows.pickle"
 
@@ -178,6 +179,8 @@ class RowStore:
         rows = RowCache(self._kept("html"))
         rows.json.update(self._kept("json"))
         rows.csv.update(self._kept("csv"))
+        for cid, facets in self._kept("facets").items():
+            rows.add_facet_row(cid, facets)
         columns = self.data.get("csv_columns")
         rows.csv_columns = columns if isinstance(columns, tuple) else ()
         return rows
@@ -190,7 +193,7 @@ class RowStore:
             return {cid: (hashes[cid], value) for cid, value in entries.items() if cid in hashes}
 
         data = {"html": table({cid: mine for cid, mine in rows.html.items() if mine}),
-                "json": table(rows.json), "csv": table(rows.csv),
+                "json": table(rows.json), "csv": table(rows.csv), "facets": table(rows.facets),
                 "csv_columns": rows.csv_columns}
         if data == self.data:
             return
