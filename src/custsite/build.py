@@ -167,17 +167,20 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     keep = reusable(derived, hashes, out)
     kept_rows = RowStore(derived, hashes)
     rows = kept_rows.cache()
-    forget(config)  # a build killed after the swap must not leave a stale record behind
-    compiled = CompiledTemplates(root / config.paths.cache, code_version())
-    with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
-        count = write_site(render_pages(derived, notes, jobs, keep, rows, compiled), out,
-                           root=root, spare=spare_site(config, out))
-    compiled.prune()
-    remember_pages(derived, hashes, out)
-    kept_rows.save(rows)
     if result.records is not None:
         result.records.save()
+    contacts, problems = len(derived.contacts), result.problems
+    forget(config)  # a build killed after the swap must not leave a stale record behind
+    compiled = CompiledTemplates(root / config.paths.cache, code_version())
+    pages = render_pages(derived, notes, jobs, keep, rows, compiled)
+    # From here on, only the rendering holds the portfolio: rendered in other processes, it
+    # is freed here (a third of the largest process's memory).
+    del derived, result
+    with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
+        count = write_site(pages, out, root=root, spare=spare_site(config, out))
+    compiled.prune()
+    remember_pages(config, hashes, out)
+    kept_rows.save(rows)
     notes.save()
-    remember(config, stamp, out, count, len(result.derived.contacts), result.problems)
-    return BuildResult(out, count, len(result.derived.contacts), result.derived.as_of,
-                       result.problems)
+    remember(config, stamp, out, count, contacts, problems)
+    return BuildResult(out, count, contacts, day, problems)

@@ -13,9 +13,11 @@ collections never touch, hence never copy, the memory it inherited.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from .cache import NoteStore
@@ -57,24 +59,47 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
             yield from renderer.page(spec)
         yield from renderer.assets()
         return
-    yield from _in_workers(renderer, specs, notes, jobs)
+    kept = renderer.cache
+    workers, readers = _start(renderer, specs, notes, jobs)
+    # The workers have the portfolio: this process lets it go (the caller holds none of it,
+    # see build), and only writes what they send.
+    del derived, renderer, specs
+    gc.collect()  # the renderer and its Jinja environment refer to each other
+    yield from _collect(workers, readers, kept, notes)
 
 
-def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
-                jobs: int) -> Iterator[Page]:
+def _start(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
+           jobs: int) -> tuple[list[BaseProcess], list[Connection]]:
+    global _JOB
     ctx = multiprocessing.get_context("fork")
     taken = ctx.Value("i", 0)  # where the next chunk of specs starts
     readers: list[Connection] = []
-    workers = []
+    workers: list[BaseProcess] = []
+    # Inherited by the forked workers, and held by nothing here once they started (a
+    # Process object keeps its arguments).
+    _JOB = (renderer, specs, notes)
     try:
         for _ in range(jobs):
             reader, writer = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_work, args=(renderer, specs, notes, taken, writer),
-                               daemon=True)
+            proc = ctx.Process(target=_work, args=(taken, writer), daemon=True)
             start(proc)
             writer.close()
             readers.append(reader)
             workers.append(proc)
+    except BaseException:
+        stop(workers, readers)
+        raise
+    finally:
+        _JOB = None
+    return workers, readers
+
+
+_JOB: tuple[Renderer, list[PageSpec], NoteStore | None] | None = None
+
+
+def _collect(workers: list[BaseProcess], readers: list[Connection], rows: RowCache,
+             notes: NoteStore | None) -> Iterator[Page]:
+    try:
         busy = list(readers)
         while busy:
             for ready in wait(busy):
@@ -86,11 +111,12 @@ def _in_workers(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | No
                 if kind == "pages":
                     for path, content in payload:
                         yield Page(path, content)
-                elif kind == "done":
+                elif kind == "made":
                     new_notes, new_rows = payload
                     if notes is not None:
                         notes.merge(*new_notes)
-                    renderer.take_rows(new_rows)
+                    rows.take(new_rows)
+                elif kind == "done":
                     busy.remove(ready)
                 else:
                     raise_reported(kind, payload)
@@ -105,9 +131,10 @@ def _chunk(renderer: Renderer, specs: list[PageSpec], *, with_assets: bool) -> I
         yield from renderer.assets()  # the data files and copies, once
 
 
-def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
-          taken: Any, out: Connection) -> None:
+def _work(taken: Any, out: Connection) -> None:
     """A worker: take chunks until none is left, send their pages, then the new notes."""
+    assert _JOB is not None
+    renderer, specs, notes = _JOB
     before = set(notes.used) if notes is not None else set()
     with reporting(out):
         while True:
@@ -126,5 +153,10 @@ def _work(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
                     made, size = [], 0
             if made:
                 out.send(("pages", made))
-        out.send(("done", (notes.since(before) if notes is not None else ({}, []),
-                           renderer.made)))
+            # What this chunk added to the caches goes now, not all at the end.
+            new_notes = notes.since(before) if notes is not None else ({}, [])
+            before.update(new_notes[0])
+            before.update(new_notes[1])
+            out.send(("made", (new_notes, renderer.made)))
+            renderer.made = []
+        out.send(("done", None))

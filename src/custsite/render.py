@@ -202,6 +202,19 @@ class RowCache:
                 table.pop(cid, None)
         self.drop_facet_rows(ids)
 
+    def take(self, made: list[Made]) -> None:
+        """Take in what a renderer made in another process (see Renderer.made)."""
+        for table, cid, key, value in made:
+            if table == "html":
+                assert key is not None
+                self.html.setdefault(cid, {})[key] = value  # unpickled as Markup
+            elif table == "json":
+                self.json[cid] = value
+            elif table == "csv":
+                self.csv[cid] = value
+            elif cid not in self.facets:
+                self.add_facet_row(cid, value)
+
     def add_facet_row(self, cid: str, row: tuple[dict[str, Any], str]) -> None:
         self.facets[cid] = row
         for name, counts in self.facet_counts.items():
@@ -326,20 +339,6 @@ class Renderer:
             found = mine[(template, root)] = Markup(html)
             self.made.append(("html", contact.id, (template, root), found))
         return found
-
-    def take_rows(self, made: list[Made]) -> None:
-        """Take in what another process's copy of this renderer made (see `made`)."""
-        cache = self.cache
-        for table, cid, key, value in made:
-            if table == "html":
-                assert key is not None
-                cache.html.setdefault(cid, {})[key] = value  # unpickled as Markup
-            elif table == "json":
-                cache.json[cid] = value
-            elif table == "csv":
-                cache.csv[cid] = value
-            elif cid not in cache.facets:
-                cache.add_facet_row(cid, value)
 
     def table_rows(self, template: str, contacts: Iterable[Contact], root: str) -> Markup:
         """The rows of a table of contacts, one per line, joined here rather than in a

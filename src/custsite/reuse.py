@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import read_json, read_signed, write_json, write_signed
-from .config import CONFIG_FILE
+from .config import CONFIG_FILE, Config
 from .derive import Contact, Derived
 from .freshness import code_version, folder_id
 from .pages import customer_page, customer_path, organization_deps, organization_path
@@ -130,9 +130,8 @@ def reusable(derived: Derived, hashes: dict[str, str], output: Path) -> frozense
                      if before.get(path) == digest and (output / path).is_file())
 
 
-def remember_pages(derived: Derived, hashes: dict[str, str], output: Path) -> None:
+def remember_pages(config: Config, hashes: dict[str, str], output: Path) -> None:
     """After a build: the hashes of its contacts' pages, with the folder that holds them."""
-    config = derived.config
     folder = folder_id(output)
     state = _state(config.root, config.paths.cache)
     if folder is None:
