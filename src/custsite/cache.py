@@ -113,6 +113,7 @@ class NoteStore:
         except Exception:
             self.known = {}
         self.used: dict[str, str] = {}
+        self.order: list[str] = []  # the keys of `used`, in the order they came
 
     def html(self, text: str) -> str:
         key = content_digest(text.encode("utf-8"))
@@ -122,19 +123,26 @@ class NoteStore:
             if found is None:
                 found = self.render(text)
             self.used[key] = found
+            self.order.append(key)
         return found
 
-    def since(self, before: set[str]) -> tuple[dict[str, str], list[str]]:
-        """What this store used beyond the keys `before`: the notes it rendered and the keys
-        of the cached ones it used; a rendering process hands them to the parent's store."""
-        fresh = [k for k in self.used if k not in before]
+    def since(self, mark: int) -> tuple[dict[str, str], list[str]]:
+        """What this store used after the first `mark` keys of `order`: the notes it rendered
+        and the keys of the cached ones it used; a rendering process hands them to the
+        parent's store."""
+        fresh = self.order[mark:]
         return ({k: self.used[k] for k in fresh if k not in self.known},
                 [k for k in fresh if k in self.known])
 
     def merge(self, rendered: dict[str, str], reused: list[str]) -> None:
         """Take in what another process's copy of this store used (see `since`)."""
-        self.used.update(rendered)
+        for key, html in rendered.items():
+            if key not in self.used:
+                self.order.append(key)
+            self.used[key] = html
         for key in reused:
+            if key not in self.used:
+                self.order.append(key)
             self.used[key] = self.known[key]
 
     def save(self) -> None:

@@ -135,7 +135,7 @@ def _work(taken: Any, out: Connection) -> None:
     """A worker: take chunks until none is left, send their pages, then the new notes."""
     assert _JOB is not None
     renderer, specs, notes = _JOB
-    before = set(notes.used) if notes is not None else set()
+    mark = len(notes.order) if notes is not None else 0  # notes sent: the first `mark`
     with reporting(out):
         while True:
             with taken.get_lock():
@@ -154,9 +154,8 @@ def _work(taken: Any, out: Connection) -> None:
             if made:
                 out.send(("pages", made))
             # What this chunk added to the caches goes now, not all at the end.
-            new_notes = notes.since(before) if notes is not None else ({}, [])
-            before.update(new_notes[0])
-            before.update(new_notes[1])
+            new_notes = notes.since(mark) if notes is not None else ({}, [])
+            mark = len(notes.order) if notes is not None else 0
             out.send(("made", (new_notes, renderer.made)))
             renderer.made = []
         out.send(("done", None))
