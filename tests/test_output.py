@@ -209,7 +209,10 @@ def test_a_damaged_spare_is_brought_back_to_the_new_site(tmp_path: Path) -> None
                 Page("data/all.json", version.encode())]
 
     write_site(site("one"), out, root=root, spare=spare)
-    assert not spare.exists()  # no previous site to keep
+    # No previous site to keep: the spare is made beside the new one, its files linked.
+    assert digest(spare) == digest(out)
+    assert (spare / "customers/ann/index.html").stat().st_ino == \
+        (out / "customers/ann/index.html").stat().st_ino
     write_site(site("two"), out, root=root, spare=spare)
     assert (spare / "customers/one/index.html").is_file()  # the previous site waits
     live = digest(out)

@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import os
 import shutil
 import stat
@@ -251,13 +252,21 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None) -> int:
     else:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     fresh = tmp != spare
+    # Without a previous site, the spare of the next build is made now, beside the writing:
+    # the same folders, with links to the new files (the folders are the cost, and while
+    # other processes render, this one mostly waits).
+    mirror = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent)) \
+        if spare is not None and old is None else None
     count = 0
     try:
         tree = _Tree(tmp, old)
-        for page in pages:
+        twin = _Tree(mirror, tmp) if mirror is not None else None
+        for page in itertools.chain(pages, [Page(MARKER, _MARKER_TEXT)]):  # streamed
             tree.put(page)
+            if twin is not None:
+                twin.put(Page(page.path, b"", kept=True))
             count += 1
-        tree.put(Page(MARKER, _MARKER_TEXT))
+        count -= 1  # the marker
         tree.finish()
         tmp.chmod(0o755)
         if out.exists() and _exchange(tmp, out):  # tmp now holds the old site
@@ -265,7 +274,11 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None) -> int:
                 shutil.rmtree(tmp, ignore_errors=True)
             elif fresh:
                 shutil.rmtree(spare, ignore_errors=True)  # a file or an empty folder, if any
-                os.replace(tmp, spare)
+                if mirror is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    os.replace(mirror, spare)
+                else:
+                    os.replace(tmp, spare)
             return count
         old = None
         if out.exists():
@@ -277,14 +290,20 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None) -> int:
             if old is not None:  # put the previous site back before reporting
                 os.replace(old / "site", out)
             raise
+        # The mirror, or else the previous site, is the next spare.
+        following = mirror if mirror is not None else old / "site" if old is not None else None
+        if spare is not None and following is not None:
+            shutil.rmtree(spare, ignore_errors=True)  # left by a build of no site
+            with contextlib.suppress(OSError):
+                os.replace(following, spare)
+        if mirror is not None and mirror.exists():
+            shutil.rmtree(mirror, ignore_errors=True)
         if old is not None:
-            if spare is not None:  # the previous site is the next spare
-                shutil.rmtree(spare, ignore_errors=True)  # left by a build of no site
-                with contextlib.suppress(OSError):
-                    os.replace(old / "site", spare)
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         if fresh:
             shutil.rmtree(tmp, ignore_errors=True)
+        if mirror is not None:
+            shutil.rmtree(mirror, ignore_errors=True)
         raise
     return count
