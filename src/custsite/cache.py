@@ -178,6 +178,9 @@ def _secret() -> bytes | None:
     return data if len(data) == 32 else None
 
 
+MAC_SIZE = 32  # bytes of HMAC-SHA256, in front of a signed cache file
+
+
 class _Signing:
     """A file written through, with the signature of what went through."""
 
@@ -206,9 +209,6 @@ def write_signed(path: Path, fill: Callable[[BinaryIO], object]) -> bool:
         out.write(signing.mac.digest())
 
     return _write_atomically(path, body, 0o600)
-
-
-MAC_SIZE = 32
 
 
 def signed_payload(data: bytes, secret: bytes | None = None) -> memoryview | None:
@@ -317,4 +317,3 @@ class RecordStore:
             if other != self.path:
                 shutil.rmtree(other, ignore_errors=True)
         self.entries, self.changed = dict(self.used), set()
-

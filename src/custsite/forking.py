@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from .errors import CustsiteError, TemplateFailed
 
-FORKED_SHARE = 0.8
+FORKED_SHARE = 0.8  # of the work of this process, for a forked one that must send it back
 
 T = TypeVar("T")
 R = TypeVar("R")

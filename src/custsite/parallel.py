@@ -59,13 +59,13 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
             yield from renderer.page(spec)
         yield from renderer.assets()
         return
-    kept = renderer.cache
+    cache = renderer.cache
     workers, readers = _start(renderer, specs, notes, jobs)
     # The workers have the portfolio: this process lets it go (the caller holds none of it,
     # see build), and only writes what they send.
     del derived, renderer, specs
     gc.collect()  # the renderer and its Jinja environment refer to each other
-    yield from _collect(workers, readers, kept, notes)
+    yield from _collect(workers, readers, cache, notes)
 
 
 def _start(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
@@ -132,7 +132,8 @@ def _chunk(renderer: Renderer, specs: list[PageSpec], *, with_assets: bool) -> I
 
 
 def _work(taken: Any, out: Connection) -> None:
-    """A worker: take chunks until none is left, send their pages, then the new notes."""
+    """A worker: take chunks until none is left, send their pages and what each added to the
+    caches (notes, rows)."""
     assert _JOB is not None
     renderer, specs, notes = _JOB
     mark = len(notes.order) if notes is not None else 0  # notes sent: the first `mark`
