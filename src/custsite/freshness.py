@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -58,9 +59,12 @@ def _files(folder: Path) -> list[tuple[str, int, int]]:
     return found
 
 
+@functools.cache
 def code_version() -> str:
     """The hash of the code that makes a site: custsite's own files (an edited checkout
-    counts as a new version), its version, and those of the libraries that shape the pages."""
+    counts as a new version), its version, and those of the libraries that shape the pages.
+    Once per process: the code that runs is the code it started with (and a build asks for
+    it four times: its fingerprint, the record store, the pages' hashes, the templates)."""
     versions = [metadata.version("custsite")]
     for name in LIBRARIES:
         try:
