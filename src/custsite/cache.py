@@ -107,11 +107,7 @@ class NoteStore:
     def __init__(self, path: Path, render: Callable[[str], str]) -> None:
         self.path = path
         self.render = render
-        payload = read_signed(path)
-        try:  # signed by us: made by this code
-            self.known = _texts(pickle.loads(payload)) if payload is not None else {}
-        except Exception:
-            self.known = {}
+        self.known = _texts(read_signed_pickle(path))
         self.used: dict[str, str] = {}
         self.order: list[str] = []  # the keys of `used`, in the order they came
 
@@ -149,8 +145,7 @@ class NoteStore:
         """Keep the notes of this build (if any was new or any is gone)."""
         if self.used.keys() == self.known.keys():
             return
-        if write_signed(self.path, partial(pickle.dump, self.used,
-                                           protocol=pickle.HIGHEST_PROTOCOL)):
+        if write_signed_pickle(self.path, self.used):
             self.known = dict(self.used)
 
 
@@ -225,13 +220,30 @@ def signed_payload(data: bytes, secret: bytes | None = None) -> memoryview | Non
     return payload
 
 
-def read_signed(path: Path) -> memoryview | None:
+def read_signed(path: Path, secret: bytes | None = None) -> memoryview | None:
     """A cache file's payload, if this user's key signed it."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    return signed_payload(data)
+    return signed_payload(data, secret)
+
+
+def read_signed_pickle(path: Path, secret: bytes | None = None) -> object:
+    """The object `write_signed_pickle` kept; None when missing, not signed by this user's
+    key, or not loadable (a class renamed by an edited checkout, say)."""
+    payload = read_signed(path, secret)
+    if payload is None:
+        return None
+    try:
+        return pickle.loads(payload)  # signed by us: made by this code
+    except Exception:
+        return None
+
+
+def write_signed_pickle(path: Path, value: object) -> bool:
+    """Keep `value` pickled and signed (see write_signed); False on failure."""
+    return write_signed(path, partial(pickle.dump, value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class RecordStore:
@@ -269,16 +281,7 @@ class RecordStore:
         if self.secret is None:
             return found
         for shard in shards:
-            try:
-                payload = signed_payload(shard.read_bytes(), self.secret)
-            except OSError:
-                continue
-            if payload is None:
-                continue
-            try:
-                entries = pickle.loads(payload)  # signed by us: made by this code, see above
-            except Exception:  # a class renamed by an edited checkout, say: convert afresh
-                continue
+            entries = read_signed_pickle(shard, self.secret)  # None: converted afresh
             if isinstance(entries, dict):
                 found.update(entries)
         return found
@@ -312,7 +315,7 @@ class RecordStore:
             if not entries:
                 path.unlink(missing_ok=True)
                 continue
-            write_signed(path, partial(pickle.dump, entries, protocol=pickle.HIGHEST_PROTOCOL))
+            write_signed_pickle(path, entries)
         for other in self.folder.glob(f"{self.PREFIX}*"):
             if other != self.path:
                 shutil.rmtree(other, ignore_errors=True)

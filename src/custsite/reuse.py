@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cache import read_json, read_signed, write_json, write_signed
+from .cache import read_json, read_signed_pickle, write_json, write_signed_pickle
 from .config import CONFIG_FILE, Config
 from .derive import Contact, Derived
 from .freshness import code_version, folder_id
@@ -158,13 +157,8 @@ class RowStore:
         # By contact id, from the hashes of their pages.
         self.hashes = {cid: digest for cid in derived.contacts
                        if (digest := hashes.get(customer_path(cid))) is not None}
-        self.data: dict[str, Any] = {}
-        payload = read_signed(self.path)
-        if payload is not None:
-            with contextlib.suppress(Exception):  # signed by us: made by this code
-                found = pickle.loads(payload)
-                if isinstance(found, dict):
-                    self.data = found
+        found = read_signed_pickle(self.path)
+        self.data: dict[str, Any] = found if isinstance(found, dict) else {}
 
     def _kept(self, table: str) -> dict[str, Any]:
         entries = self.data.get(table)
@@ -196,6 +190,5 @@ class RowStore:
                 "csv_columns": rows.csv_columns}
         if data == self.data:
             return
-        if write_signed(self.path, lambda out: pickle.dump(
-                data, out, protocol=pickle.HIGHEST_PROTOCOL)):
+        if write_signed_pickle(self.path, data):
             self.data = data
