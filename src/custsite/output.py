@@ -195,20 +195,18 @@ class _Tree:
                 live = os.lstat(source)
             except OSError:
                 live = None
-        if page.kept:
-            if source is None or live is None or not stat.S_ISREG(live.st_mode):
-                raise CustsiteError(f"{rel} was to be kept from a site that is gone")
-            if not self._is_live(rel, live):
-                os.link(source, self._clear(rel), follow_symlinks=False)
-            return
-        if source is not None and live is not None and _same_bytes(source, live, page.content):
+        if page.kept and (live is None or not stat.S_ISREG(live.st_mode)):
+            raise CustsiteError(f"{rel} was to be kept from a site that is gone")
+        if source is not None and live is not None and \
+                (page.kept or _same_bytes(source, live, page.content)):
             if self._is_live(rel, live):
                 return
             try:
                 os.link(source, self._clear(rel), follow_symlinks=False)
                 return
             except OSError:  # a file system without hard links: written below
-                pass
+                if page.kept:
+                    raise
         with open(self._clear(rel), "xb") as f:  # a new file: never one the live site shares
             f.write(page.content)
 
