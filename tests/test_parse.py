@@ -85,25 +85,29 @@ def test_empty_yaml_file(tmp_path: Path) -> None:
 
 
 def test_tags_are_pyyaml_safe_loader_tags() -> None:
-    """The loader's own resolution of tags gives what PyYAML's safe loader gives."""
+    """The tags custsite resolves (when asked, see parse._Loader) are those PyYAML's safe
+    loader gives, plain, quoted or tagged; null is what YAML 1.1 reads as null."""
     import yaml
-
-    from custsite.parse import _Loader
 
     samples = ["", "~", "null", "Null", "NULL", "nul", "yes", "No", "ON", "off", "y", "n",
                "true", "False", "0", "-1", "+12", "0o17", "017", "0x1F", "0b101", "1_000",
                "190:20:30", "1.5", "-.5", "1e3", "6.8523015e+5", ".inf", "-.Inf", ".NaN",
                "2026-01-31", "2026-1-3", "2001-12-14t21:59:43.10-05:00", "<<", "=", "abc",
                "c-000001", "Ann Lee", "12 Main St", "+44 20 7946 0000", "a@b.example",
-               "@x", "`x", "%x", "!x", "-", ".", "1.2.3", "0.", "1:2", "3:60", "é", "日本"]
-    plain = yaml.SafeLoader("")
-    ours = _Loader("")
-    for value in samples:
-        for implicit in ((True, False), (False, True), (False, False)):
-            assert ours.resolve(yaml.ScalarNode, value, implicit) == \
-                plain.resolve(yaml.ScalarNode, value, implicit), (value, implicit)
-    for kind in (yaml.SequenceNode, yaml.MappingNode):
-        assert ours.resolve(kind, None, (True, False)) == plain.resolve(kind, None, (True, False))
+               "'@x'", "'`x'", "'%x'", "'!x'", "'-'", ".", "1.2.3", "0.", "1:2", "3:60", "é",
+               "日本"]
+    written = [*samples, *(f'"{v}"' for v in samples[:40]), "!!str 12", "!!int '12'",
+               "!!null ''", "! 12", "!!str null", "!custom x"]
+    text = "".join(f"k{n}: {value}\n" for n, value in enumerate(written))
+    theirs = yaml.compose(text, Loader=yaml.SafeLoader)
+    ours = parse_yaml(text, "x.yaml", problems=[])
+    assert isinstance(ours, YMap) and len(ours.items) == len(written) == len(theirs.value)
+    for (key, value), (_, node) in zip(ours.items, theirs.value, strict=True):
+        assert isinstance(value, YScalar)
+        assert value.tag == node.tag, (value.text, node.tag)
+        assert value.plain == (not node.style)
+        assert value.is_null == (value.plain and node.tag == "tag:yaml.org,2002:null")
+        assert key.tag == "tag:yaml.org,2002:str"
 
 
 def test_records_keep_every_field_position_packed(tmp_path: Path) -> None:
@@ -113,10 +117,8 @@ def test_records_keep_every_field_position_packed(tmp_path: Path) -> None:
 
     from custsite.errors import Location, Locs
 
-    first = Locs.pack("f.yaml", {"": Location("f.yaml", 1, 3), "date": Location("f.yaml", 2, 9),
-                                 "kind": Location("f.yaml", 300, 1000)})
-    second = Locs.pack("f.yaml", {"": Location("f.yaml", 7, 3), "date": Location("f.yaml", 8, 9),
-                                  "kind": Location("f.yaml", 9, 9)})
+    first = Locs("f.yaml", ("", "date", "kind"), (1, 3, 2, 9, 300, 1000))
+    second = Locs("f.yaml", tuple(["", "date", "kind"]), (7, 3, 8, 9, 9, 9))
     assert first.names is second.names
     assert first["kind"] == Location("f.yaml", 300, 1000)
     assert first.get("date") == Location("f.yaml", 2, 9)
@@ -124,3 +126,21 @@ def test_records_keep_every_field_position_packed(tmp_path: Path) -> None:
     assert list(first) == ["", "date", "kind"]
     again = pickle.loads(pickle.dumps(first))
     assert again == first and again["kind"] == first["kind"] and again.names is first.names
+    more = first.extended(["customers.0"], [4, 7])
+    assert more["customers.0"] == Location("f.yaml", 4, 7) and more["kind"] == first["kind"]
+    assert "customers.0" not in first
+
+    doc = tmp_path / "i.yaml"
+    doc.write_text("- customer: a\n  date: 2026-01-02\n  kind: call\n  summary: x\n"
+                   "- customers: [a, b]\n  date: 2026-01-03\n  kind: call\n  summary: y\n")
+    from custsite.config import Config
+    from custsite.records import to_interactions
+
+    parsed = read_document(doc, "i.yaml", [])
+    assert parsed is not None
+    one, two = to_interactions(parsed, "i", Config(root=tmp_path).context([]))
+    assert one.locs.get("date") == Location("i.yaml", 2, 9)
+    assert one.locs.get("") == Location("i.yaml", 1, 3)
+    assert two.locs.get("customers.1") == Location("i.yaml", 5, 18)
+    assert one.locs.names is to_interactions(parsed, "i", Config(root=tmp_path).context([]))[
+        0].locs.names

@@ -253,7 +253,7 @@ def load_config(root: Path, problems: list[Problem]) -> Config:
     result = f.convert_mapping(doc.root, CONFIG_SCHEMA, ctx, what="custsite.yaml")
     if result is None:
         return Config(root=root)
-    v, _ = result
+    v = result.values
     stages = v.get("stages", {})
     client = stages.get("client_after", {})
     default_stages = StageSettings()

@@ -54,9 +54,9 @@ class Locs:
         self.names = _SHAPES.setdefault(names, names)
         self.spots = spots
 
-    @classmethod
-    def pack(cls, path: str, locs: dict[str, Location]) -> Locs:
-        return cls(path, tuple(locs), tuple(n for loc in locs.values() for n in loc[1:]))
+    def extended(self, names: list[str], spots: list[int]) -> Locs:
+        """These positions with more fields' (each with its line and column in `spots`)."""
+        return Locs(self.path, (*self.names, *names), (*self.spots, *spots))
 
     def __contains__(self, name: object) -> bool:
         return name in self.names

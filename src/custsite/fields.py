@@ -13,14 +13,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import email_validator
 import phonenumbers
 import pycountry
 
-from .errors import Location, Problem, did_you_mean, problem
+from .errors import Location, Locs, Problem, did_you_mean, problem
 from .parse import STR_TAG, YMap, YNode, YScalar, YSeq, describe
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -449,39 +449,54 @@ def string_mapping(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Inva
     return out
 
 
+class Converted(NamedTuple):
+    values: dict[str, Any]
+    locs: Locs  # where each field was written ("" for the mapping itself)
+    complete: bool  # every required field was given a valid value
+
+
 def convert_mapping(node: YNode, schema: Mapping[str, Field], ctx: Context, *,
-                    what: str) -> tuple[dict[str, Any], dict[str, Location]] | None:
-    """Convert a mapping node through a schema: (values, each field's location), or None."""
+                    what: str) -> Converted | None:
+    """Convert a mapping node through a schema: its values and their positions, or None when
+    the node is not a mapping. Run for every record: kept to one pass over the fields."""
     if not isinstance(node, YMap):
         ctx.report(node.loc, "wrong-type", f"expected a mapping of fields for {what}, "
                                            f"found {describe(node)}")
         return None
     values: dict[str, Any] = {}
-    locs: dict[str, Location] = {"": node.loc}
+    names = [""]
+    spots = [node.line, node.col]
     for k, v in node.items:
-        spec = schema.get(k.text)
+        name = k.text
+        spec = schema.get(name)
         if spec is None:
             ctx.report(k.loc, "unknown-field",
-                       f"unknown field '{k.text}' for {what}" + did_you_mean(k.text, schema))
+                       f"unknown field '{name}' for {what}" + did_you_mean(name, schema))
             continue
-        locs[sys.intern(k.text)] = v.loc  # one string for every record's "date" key
-        if isinstance(v, YScalar) and v.is_null:
+        names.append(name)
+        spots.append(v.line)
+        spots.append(v.col)
+        if type(v) is YScalar and v.is_null:
             if spec.required:
-                ctx.report(v.loc, "missing-field", f"'{k.text}' must not be empty")
+                ctx.report(v.loc, "missing-field", f"'{name}' must not be empty")
             continue
-        value = spec.convert(v, ctx, k.text)
-        if not isinstance(value, Invalid):
-            values[k.text] = value
+        value = spec.convert(v, ctx, name)
+        if value is not INVALID:
+            values[name] = value
+    complete = True
     for name, spec in schema.items():
-        if spec.required and name not in locs:
-            ctx.report(node.loc, "missing-field", f"missing required field '{name}' for {what}")
-    return values, locs
+        if spec.required and name not in values:
+            complete = False
+            if name not in names:
+                ctx.report(node.loc, "missing-field",
+                           f"missing required field '{name}' for {what}")
+    return Converted(values, Locs(node.path, tuple(names), tuple(spots)), complete)
 
 
 def submapping(schema: Mapping[str, Field], what: str) -> Converter:
     def convert(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Invalid:
         result = convert_mapping(node, schema, ctx, what=what)
-        return INVALID if result is None else result[0]
+        return INVALID if result is None else result.values
 
     _JSON_SCHEMAS[convert] = object_schema(schema)
     return convert

@@ -33,21 +33,33 @@ _BY_FIRST = {first: (*found, *_ANY_FIRST)
              if first is not None}
 
 
-class _Loader(_Base):  # type: ignore[misc]
-    """The safe loader with PyYAML's tag resolution written for the safe loader alone.
+# The spellings YAML 1.1 reads as null (the safe loader's null pattern, first characters and all).
+NULL_TEXTS = frozenset({"", "~", "null", "Null", "NULL"})
 
-    libyaml calls `resolve` back in Python for every scalar: PyYAML's general version (path
-    resolvers, a list concatenated per call) is a third of the time of composing a record
-    file. The tags are the same (tests/test_parse.py compares them)."""
+
+def resolve_plain(text: str) -> str:
+    """The tag YAML 1.1's safe loader gives an untagged plain scalar: PyYAML's implicit
+    resolvers, tried in PyYAML's order, written for the safe loader alone (PyYAML's general
+    version looks at path resolvers and concatenates a list per call)."""
+    for tag, regexp in _BY_FIRST.get(text[:1], _ANY_FIRST):
+        if regexp.match(text):
+            return str(tag)
+    return STR_TAG
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """The safe loader, with tag resolution left for later.
+
+    libyaml calls `resolve` back in Python for every scalar; most scalars are keys and values
+    whose tag nothing asks for (ids, dates, choices), so a plain untagged scalar gets the empty
+    tag here and `YScalar.tag` resolves it when asked (tests/test_parse.py compares the tags
+    with PyYAML's)."""
 
     def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode:
-            if implicit[0]:
-                for tag, regexp in _BY_FIRST.get(value[:1], _ANY_FIRST):
-                    if regexp.match(value):
-                        return str(tag)
-            return STR_TAG
+            return "" if implicit[0] else STR_TAG
         return SEQ_TAG if kind is yaml.SequenceNode else MAP_TAG
+
 
 MAX_NODES = 100_000  # aliases may expand a small file exponentially; refuse beyond this
 MAX_DEPTH = 100
@@ -55,26 +67,53 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
 
-# Named tuples rather than frozen dataclasses: a portfolio has millions of these nodes.
+# Named tuples rather than frozen dataclasses: a portfolio has millions of these nodes. Each
+# holds its position as plain ints beside the file's (shared) path: a Location is made only
+# when one is asked for, for a problem or a record's field positions (see errors.Locs).
 class YScalar(NamedTuple):
     text: str
-    tag: str  # the tag YAML 1.1 resolves for this text (str for quoted scalars)
+    given: str  # the tag written or implied by quotes; "" for a plain scalar without one
     plain: bool  # written without quotes or block style
-    loc: Location
+    path: str
+    line: int
+    col: int
+
+    @property
+    def tag(self) -> str:
+        """The tag YAML 1.1 resolves for this text (str for quoted scalars)."""
+        return self.given or resolve_plain(self.text)
 
     @property
     def is_null(self) -> bool:
-        return self.plain and self.tag == NULL_TAG
+        if not self.plain:
+            return False
+        return self.given == NULL_TAG if self.given else self.text in NULL_TEXTS
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.path, self.line, self.col)
 
 
 class YSeq(NamedTuple):
     items: tuple[YNode, ...]
-    loc: Location
+    path: str
+    line: int
+    col: int
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.path, self.line, self.col)
 
 
 class YMap(NamedTuple):
     items: tuple[tuple[YScalar, YNode], ...]
-    loc: Location
+    path: str
+    line: int
+    col: int
+
+    @property
+    def loc(self) -> Location:
+        return Location(self.path, self.line, self.col)
 
     def get(self, key: str) -> YNode | None:
         for k, v in self.items:
@@ -135,13 +174,14 @@ class _Converter:
                     f"this document {what} than {limit:,} levels/values; refusing to read it"))
             raise _TooBig
         mark = node.start_mark
-        loc = Location(self.path, mark.line + 1 + self.offset, mark.column + 1)
+        line, col = mark.line + 1 + self.offset, mark.column + 1
         if isinstance(node, yaml.ScalarNode):  # by far the most frequent: keep this path short
-            return YScalar(node.value, node.tag, not node.style, loc)
+            return YScalar(node.value, node.tag, not node.style, self.path, line, col)
         if isinstance(node, yaml.SequenceNode):
-            return YSeq(tuple([self.convert(n, depth + 1) for n in node.value]), loc)
+            return YSeq(tuple([self.convert(n, depth + 1) for n in node.value]),
+                        self.path, line, col)
         assert isinstance(node, yaml.MappingNode)
-        seen: dict[str, Location] = {}
+        seen: dict[str, YScalar] = {}
         items: list[tuple[YScalar, YNode]] = []
         for knode, vnode in node.value:
             key = self.convert(knode, depth + 1)
@@ -150,16 +190,16 @@ class _Converter:
                 self.problems.append(problem(key.loc, "wrong-type",
                                              "expected a plain key, found a complex key"))
                 continue
-            if key.text in seen:
-                first = seen[key.text]
+            first = seen.get(key.text)
+            if first is not None:
                 self.problems.append(problem(
                     key.loc, "duplicate-key",
                     f"duplicate key '{key.text}' (first at line {first.line}); "
                     "YAML keeps only the last value: remove one"))
                 continue
-            seen[key.text] = key.loc
+            seen[key.text] = key
             items.append((key, value))
-        return YMap(tuple(items), loc)
+        return YMap(tuple(items), self.path, line, col)
 
 
 class _TooBig(Exception):
@@ -264,7 +304,7 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
         front, body, body_line = parts
         root = parse_yaml(front, rel, line_offset=1, problems=problems)
         if root is None and not front.strip():
-            root = YMap((), Location(rel, 1, 1))
+            root = YMap((), rel, 1, 1)
         return Document(rel, root, body, body_line, content_digest(data)) \
             if root is not None else None
     before = len(problems)

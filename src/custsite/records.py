@@ -7,7 +7,7 @@ from typing import Any
 
 from . import fields as f
 from .config import Config
-from .errors import Location, Locs
+from .errors import Locs
 from .fields import Field
 from .model import (
     CONTACT_CHANNELS,
@@ -55,7 +55,7 @@ def _custom_fields(config: Config) -> f.Converter:
     def convert(node: YNode, ctx: f.Context, key: str) -> Any:
         result = f.convert_mapping(node, schema, ctx, what="custom fields (declared in "
                                                           "custsite.yaml)")
-        return f.INVALID if result is None else result[0]
+        return f.INVALID if result is None else result.values
 
     return convert
 
@@ -132,8 +132,7 @@ PERSONA_SCHEMA = {
 }
 
 
-def _with_body(values: dict[str, Any], doc: Document, ctx: f.Context,
-               locs: dict[str, Location]) -> None:
+def _with_body(values: dict[str, Any], doc: Document, ctx: f.Context, locs: Locs) -> None:
     body = (doc.body or "").strip("\n")
     if body.strip():
         if "notes" in values:
@@ -144,15 +143,12 @@ def _with_body(values: dict[str, Any], doc: Document, ctx: f.Context,
 
 
 def _convert(doc: Document, node: YNode, schema: dict[str, Field], ctx: f.Context,
-             what: str) -> tuple[dict[str, Any], dict[str, Location]] | None:
+             what: str) -> tuple[dict[str, Any], Locs] | None:
     result = f.convert_mapping(node, schema, ctx, what=what)
-    if result is None:
+    if result is None or not result.complete:
         return None
-    values, locs = result
-    if any(name not in values for name, spec in schema.items() if spec.required):
-        return None
-    _with_body(values, doc, ctx, locs)
-    return values, locs
+    _with_body(result.values, doc, ctx, result.locs)
+    return result.values, result.locs
 
 
 def to_customer(doc: Document, rid: str, schema: dict[str, Field],
@@ -160,16 +156,15 @@ def to_customer(doc: Document, rid: str, schema: dict[str, Field],
     """`schema` is `customer_schema(config)`, built once per load."""
     assert doc.root is not None
     result = _convert(doc, doc.root, schema, ctx, "a customer")
-    return None if result is None else Customer(id=rid, path=doc.path,
-                                                locs=Locs.pack(doc.path, result[1]),
+    return None if result is None else Customer(id=rid, path=doc.path, locs=result[1],
                                                 **result[0])
 
 
 def to_organization(doc: Document, rid: str, ctx: f.Context) -> Organization | None:
     assert doc.root is not None
     result = _convert(doc, doc.root, ORGANIZATION_SCHEMA, ctx, "an organization")
-    return None if result is None else Organization(
-        id=rid, path=doc.path, locs=Locs.pack(doc.path, result[1]), **result[0])
+    return None if result is None else Organization(id=rid, path=doc.path, locs=result[1],
+                                                    **result[0])
 
 
 def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Persona | None:
@@ -184,7 +179,7 @@ def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Perso
         if rule is None:
             return None
         values["match"] = rule
-    return Persona(id=rid, path=doc.path, locs=Locs.pack(doc.path, locs), **values)
+    return Persona(id=rid, path=doc.path, locs=locs, **values)
 
 
 def _one_interaction(doc: Document, node: YNode, default_id: str,
@@ -218,10 +213,9 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
     if "customers" in locs and isinstance(node, YMap):
         seq = node.get("customers")
         if isinstance(seq, YSeq):
-            for i, item in enumerate(seq.items):
-                locs[f"customers.{i}"] = item.loc
-    return Interaction(id=rid, path=doc.path, locs=Locs.pack(doc.path, locs),
-                       customers=customers, **values)
+            locs = locs.extended([f"customers.{i}" for i in range(len(seq.items))],
+                                 [n for item in seq.items for n in (item.line, item.col)])
+    return Interaction(id=rid, path=doc.path, locs=locs, customers=customers, **values)
 
 
 def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interaction]:
