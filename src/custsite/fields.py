@@ -155,7 +155,7 @@ def _mangles_text(s: YScalar) -> bool:
 
 
 def _scalar(node: YNode, ctx: Context, expected: str) -> YScalar | Invalid:
-    if isinstance(node, YScalar) and not node.is_null:
+    if type(node) is YScalar and not node.is_null:
         return node
     return ctx.report(node.loc, "wrong-type", f"expected {expected}, found {describe(node)}")
 
@@ -166,6 +166,8 @@ def _scalar(node: YNode, ctx: Context, expected: str) -> YScalar | Invalid:
 def _text(node: YNode, ctx: Context, key: str, *, reported: Callable[[YScalar], bool],
           expected: str = "text") -> str | Invalid:
     """Text as written; an unquoted spelling that `reported` flags is reported with its fix."""
+    if type(node) is YScalar and not node.plain:  # quoted: nothing to report (most notes)
+        return node.text
     s = _scalar(node, ctx, expected)
     if isinstance(s, Invalid):
         return s
@@ -275,15 +277,19 @@ def boolean(node: YNode, ctx: Context, key: str) -> bool | Invalid:
     return ctx.report(s.loc, "wrong-type", f"expected true or false, found {describe(s)}")
 
 
+_DATE_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_DATETIME_RE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[Tt ]\d")
+
+
 def _parse_date_text(s: YScalar, ctx: Context, allow_time: bool) -> dt.date | dt.datetime | Invalid:
     t = s.text.strip()
-    m = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})$", t)
+    m = _DATE_RE.match(t)
     if m:
         try:
             return dt.date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError as exc:
             return ctx.report(s.loc, "invalid-date", f"'{t}' is not a real date: {exc}")
-    if allow_time and re.match(r"^\d{4}-\d{1,2}-\d{1,2}[Tt ]\d", t):
+    if allow_time and _DATETIME_RE.match(t):
         try:
             value = dt.datetime.fromisoformat(t.replace("Z", "+00:00").replace("t", "T"))
         except ValueError as exc:

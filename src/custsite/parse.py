@@ -85,9 +85,7 @@ class YScalar(NamedTuple):
 
     @property
     def is_null(self) -> bool:
-        if not self.plain:
-            return False
-        return self.given == NULL_TAG if self.given else self.text in NULL_TEXTS
+        return self.plain and (self.given == NULL_TAG if self.given else self.text in NULL_TEXTS)
 
     @property
     def loc(self) -> Location:

@@ -193,8 +193,9 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
         return None
     values, locs = result
     one, many = values.pop("customer", None), values.pop("customers", None)
-    if ("customer" in locs) == ("customers" in locs):
-        if "customer" in locs:
+    given = locs.names  # a tuple: looked into without a call, 400,000 times at 10k contacts
+    if ("customer" in given) == ("customers" in given):
+        if "customer" in given:
             ctx.report(locs["customers"], "misplaced-field",
                        "give either 'customer' or 'customers', not both")
         else:
@@ -204,13 +205,13 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
             return None
     customers = (one,) if one else tuple(many or ())
     if not customers:
-        if "customer" in locs or "customers" in locs:
+        if "customer" in given or "customers" in given:
             ctx.report(locs.get("customer") or locs["customers"], "missing-field",
                        "an interaction needs at least one customer id")
         return None
     rid = values.pop("id", None) or default_id
     # Each referenced id keeps its own position, for the cross-record reference checks.
-    if "customers" in locs and isinstance(node, YMap):
+    if "customers" in given and isinstance(node, YMap):
         seq = node.get("customers")
         if isinstance(seq, YSeq):
             locs = locs.extended([f"customers.{i}" for i in range(len(seq.items))],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -309,12 +310,17 @@ def _check_interaction(i: Interaction, ctx: Context) -> None:
     if i.kind == "purchase" and i.amount is None:
         ctx.report(i.loc("kind"), "missing-amount",
                    "a purchase needs an 'amount' (0 for a free one)")
-    for names, kinds in _ONLY_FOR:
-        if i.kind not in kinds:
-            for name in names:
-                if name in i.locs:
-                    ctx.report(i.loc(name), "misplaced-field",
-                               f"'{name}' applies to {' or '.join(kinds)}, not to a {i.kind}")
+    for name, kinds in _misplaced(i.locs.names, i.kind):
+        ctx.report(i.loc(name), "misplaced-field",
+                   f"'{name}' applies to {' or '.join(kinds)}, not to a {i.kind}")
+
+
+@functools.cache
+def _misplaced(given: tuple[str, ...], kind: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The fields given that do not apply to this kind of interaction, with the kinds they
+    apply to: found once per shape of record (the names are shared, see errors.Locs)."""
+    return tuple((name, kinds) for names, kinds in _ONLY_FOR if kind not in kinds
+                 for name in names if name in given)
 
 
 def _check_references(p: Portfolio, ctx: Context, memo: AssembleMemo) -> None:
