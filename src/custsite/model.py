@@ -7,7 +7,6 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .errors import NO_LOCS, Location, Locs
@@ -108,17 +107,20 @@ class Interaction(Record):
     by: str | None = None
     notes: str = ""
 
-    @cached_property  # read a million times by the stage engine and the pages
+    @property  # not cached: a value set later would give each interaction its own key table
     def day(self) -> dt.date:
-        return self.date.date() if isinstance(self.date, dt.datetime) else self.date
+        date = self.date
+        return date.date() if isinstance(date, dt.datetime) else date
 
     @property
     def title(self) -> str:
         return self.summary or self.product or self.kind
 
     def sort_key(self) -> tuple[dt.date, str, str]:
-        time = self.date.isoformat() if isinstance(self.date, dt.datetime) else ""
-        return (self.day, time, self.id)
+        date = self.date
+        if isinstance(date, dt.datetime):
+            return (date.date(), date.isoformat(), self.id)
+        return (date, "", self.id)
 
 
 @dataclass(frozen=True)
