@@ -3,6 +3,7 @@ across versions or when damaged."""
 
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 import shutil
 from pathlib import Path
@@ -299,3 +300,44 @@ def test_compiled_templates_are_kept_signed(scratch_portfolio: ScratchFactory,
     with pytest.raises(Exception):  # noqa: B017 - the planted module is no template
         build(root, output=tmp_path / "three")
     assert marker.read_text() == "ran"
+
+
+def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFactory,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file last modified well before a build read it is taken from the store by its
+    signature alone; one written just before (a coarse file system clock could give its next
+    version the same signature) is read again, and its new bytes are what the site shows."""
+    import os
+    import time
+
+    from custsite import validate
+
+    root = scratch_portfolio(FILES)
+    hour_ago = time.time() - 3600
+    for path in (root / "records").rglob("*.*"):
+        os.utime(path, (hour_ago, hour_ago))
+    build(root)
+    digested: list[bytes] = []
+    real = validate.content_digest
+
+    def counted(data: bytes) -> str:
+        digested.append(data)
+        return real(data)
+
+    monkeypatch.setattr(validate, "content_digest", counted)
+    seen = _converting(monkeypatch)
+    bob = root / "records/customers/bob.yaml"
+    bob.write_text("name: Bob Stoner\n")
+    build(root)
+    assert seen == ["records/customers/bob.yaml"]
+    assert digested == [b"name: Bob Stoner\n"]  # ann.md and calls.yaml were not read
+
+    # Bob's file, just read, is rewritten with as many bytes and the same modification time.
+    before = bob.stat()
+    bob.write_text("name: Bob Stonex\n")
+    os.utime(bob, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert validate.signature(bob) == (before.st_mtime_ns, before.st_size, before.st_ino)
+    digested.clear()
+    build(root, as_of=dt.date(2026, 6, 2))  # another day: something for the build to do
+    assert digested == [b"name: Bob Stonex\n"]
+    assert "Bob Stonex" in (root / "site/customers/bob/index.html").read_text()

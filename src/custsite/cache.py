@@ -246,6 +246,10 @@ def write_signed_pickle(path: Path, value: object) -> bool:
     return write_signed(path, partial(pickle.dump, value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+Signature = tuple[int, int, int]  # a file's modification time (ns), size and inode
+SETTLED_NS = 2_000_000_000
+
+
 class RecordStore:
     """Converted record files by path and content hash, kept between builds: a warm build
     converts only the files that changed (reading YAML is most of a build's checks).
@@ -259,21 +263,22 @@ class RecordStore:
 
     PREFIX = "records-"
     SHARDS = 64
+    # Each entry: the file's content digest, what was made of it, and its settled signature.
 
     def __init__(self, folder: Path, key: str) -> None:
         self.folder = folder
         self.path = folder / f"{self.PREFIX}{key[:24]}"
         self.secret: bytes | None = None
-        self.entries: dict[str, tuple[str, Any]] = self._read()
-        self.used: dict[str, tuple[str, Any]] = {}
+        self.entries: dict[str, tuple[str, Any, Signature | None]] = self._read()
+        self.used: dict[str, tuple[str, Any, Signature | None]] = {}
         self.changed: set[int] = set()  # shards with an entry added
 
     def _shard(self, rel: str) -> int:
         return int.from_bytes(hashlib.blake2b(rel.encode(), digest_size=2).digest(),
                               "big") % self.SHARDS
 
-    def _read(self) -> dict[str, tuple[str, Any]]:
-        found: dict[str, tuple[str, Any]] = {}
+    def _read(self) -> dict[str, tuple[str, Any, Signature | None]]:
+        found: dict[str, tuple[str, Any, Signature | None]] = {}
         shards = sorted(self.path.glob("*.pickle")) if self.path.is_dir() else []
         if not shards:
             return found
@@ -287,14 +292,32 @@ class RecordStore:
         return found
 
     def get(self, rel: str, digest: str) -> Any | None:
+        """What was kept for this path when its content had this digest."""
         found = self.entries.get(rel)
         if found is None or found[0] != digest:
             return None
         self.used[rel] = found
         return found[1]
 
-    def keep(self, rel: str, digest: str, value: Any) -> None:
-        self.used[rel] = (digest, value)
+    def unchanged(self, rel: str, signature: Signature) -> Any | None:
+        """What was kept for this path when the file had this signature, without reading
+        it: only for a file whose signature was settled when it was read (see keep)."""
+        found = self.entries.get(rel)
+        if found is None or found[2] != signature:
+            return None
+        self.used[rel] = found
+        return found[1]
+
+    def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
+             *, read_since: int = 0) -> None:
+        """Keep `value` for this path's content. With the `signature` (modification time,
+        size, inode) of the file and the time (ns) `read_since` which it was read, later
+        builds may trust the signature without reading the file — when it was last modified
+        at least SETTLED_NS before it was read: a file written twice within the same tick of
+        a coarse file system clock (up to 2 s) keeps the same signature for other bytes."""
+        settled = signature if signature is not None and \
+            0 < signature[0] < read_since - SETTLED_NS else None
+        self.used[rel] = (digest, value, settled)
         self.changed.add(self._shard(rel))
 
     def save(self) -> None:
@@ -305,7 +328,7 @@ class RecordStore:
         self.secret = self.secret or _secret()
         if self.secret is None:
             return
-        shards: dict[int, dict[str, tuple[str, Any]]] = {k: {} for k in changed}
+        shards: dict[int, dict[str, tuple[str, Any, Signature | None]]] = {k: {} for k in changed}
         for rel, entry in self.used.items():
             mine = shards.get(self._shard(rel))
             if mine is not None:

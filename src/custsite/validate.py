@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -181,14 +182,22 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
     holds with the same content are taken from it, many others are read by `jobs`
     processes. Personas are read here: their compiled rules stay in this process."""
     schema = records.customer_schema(config)
+    started = time.time_ns()  # every file is read after this
     out: dict[int, FileRecords] = {}
+    touched: list[int] = []  # kept for their content, with another signature
     if store is not None and store.entries:
         for i, (source, current) in enumerate(todo):
-            if source.kind != "persona":
-                with contextlib.suppress(OSError):
-                    kept = store.get(source.rel, content_digest(source.path.read_bytes()))
-                    if kept is not None:
-                        out[i] = replace(kept, signature=current)
+            if source.kind == "persona":
+                continue
+            found = store.unchanged(source.rel, current)
+            if found is not None:
+                out[i] = found
+                continue
+            with contextlib.suppress(OSError):
+                found = store.get(source.rel, content_digest(source.path.read_bytes()))
+            if found is not None:
+                out[i] = replace(found, signature=current)
+                touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
     jobs = cpu_count() if jobs is None else jobs
     if jobs > 1 and len(rest) >= MIN_PARALLEL_FILES and can_fork():
@@ -202,10 +211,10 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
     else:
         out.update((i, load_file(todo[i][0], config, schema, todo[i][1])) for i in rest)
     if store is not None:
-        for i in rest:
+        for i in (*rest, *touched):
             source, made = todo[i][0], out[i]
             if made.digest and source.kind != "persona":
-                store.keep(source.rel, made.digest, made)
+                store.keep(source.rel, made.digest, made, todo[i][1], read_since=started)
     return [out[i] for i in range(len(todo))]
 
 
