@@ -65,6 +65,13 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     assert "<strong>quote</strong> by Friday" in \
         (tmp_path / "three/customers/bob/index.html").read_text()
     assert len(pickle.loads(stores[0].read_bytes()[32:])) == 3  # the old note is gone
+    # The notes of another version of custsite, and an older custsite's unsigned ones, go.
+    others = [root / ".custsite-cache/notes-0123456789ab.pickle",
+              root / ".custsite-cache/notes-0123456789ab.json"]
+    for other in others:
+        other.write_bytes(b"{}")
+    build(root, output=tmp_path / "four")
+    assert not any(other.exists() for other in others) and stores[0].is_file()
 
 
 def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFactory,

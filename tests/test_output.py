@@ -262,3 +262,36 @@ def test_a_failed_build_through_the_spare_leaves_the_live_site(tmp_path: Path) -
     with pytest.raises(CustsiteError, match="a template failed"):
         write_site(pages(), out, root=root, spare=spare)  # type: ignore[arg-type]
     assert digest(out) == before
+
+
+def test_spares_of_output_folders_since_removed_are_pruned(tmp_path: Path) -> None:
+    """A build into a folder deleted since (a preview) leaves no spare behind for good; the
+    spare of every site that still exists stays."""
+    import datetime as dt
+    import os
+
+    from custsite.build import SPARE_PREFIX, build, spare_site
+    from custsite.config import load_config
+
+    root = _portfolio(tmp_path)
+    config = load_config(root, [])
+    preview, cache = tmp_path / "preview", root / ".custsite-cache"
+    build(root)
+    build(root, output=preview)
+    main_spare, preview_spare = spare_site(config, root / "site"), spare_site(config, preview)
+    assert main_spare.is_dir() and preview_spare.is_dir()
+    assert (cache / f"{preview_spare.name}.output").read_text() == str(preview.resolve())
+    # A spare left by an older custsite, which did not record its folder: pruned once old.
+    old, recent = cache / f"{SPARE_PREFIX}0000", cache / f"{SPARE_PREFIX}1111"
+    old.mkdir()
+    recent.mkdir()
+    week_ago = time.time() - 8 * 86400
+    os.utime(old, (week_ago, week_ago))
+
+    build(root, as_of=dt.date(2026, 6, 2))  # the preview is still there
+    assert preview_spare.is_dir() and main_spare.is_dir()
+    shutil.rmtree(preview)
+    build(root, as_of=dt.date(2026, 6, 3))
+    assert not preview_spare.exists() and not (cache / f"{preview_spare.name}.output").exists()
+    assert main_spare.is_dir() and (cache / f"{main_spare.name}.output").is_file()
+    assert not old.exists() and recent.is_dir()

@@ -17,7 +17,7 @@ from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
-from .output import write_site
+from .output import prune_spares, write_site
 from .parallel import render_pages
 from .render import CompiledTemplates, rendered_notes
 from .reuse import RowStore, page_hashes, remember_pages, reusable
@@ -101,11 +101,14 @@ def record_store(config: Config) -> RecordStore:
     return RecordStore(config.root / config.paths.cache, key)
 
 
+SPARE_PREFIX = "site-"
+
+
 def spare_site(config: Config, out: Path) -> Path:
     """Where the site before the last one waits to become the next (see output), for this
     output folder."""
     name = hashlib.blake2b(str(out.resolve()).encode(), digest_size=6).hexdigest()
-    return config.root / config.paths.cache / f"site-{name}"
+    return config.root / config.paths.cache / f"{SPARE_PREFIX}{name}"
 
 
 def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
@@ -177,7 +180,9 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     # is freed here (a third of the largest process's memory).
     del derived, result
     with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
-        count = write_site(pages, out, root=root, spare=spare_site(config, out))
+        spare = spare_site(config, out)
+        count = write_site(pages, out, root=root, spare=spare)
+    prune_spares(spare.parent, SPARE_PREFIX, keep=spare)
     compiled.prune()
     remember_pages(config, hashes, out)
     kept_rows.save(rows)

@@ -8,6 +8,7 @@ the build computes again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -142,15 +143,21 @@ class NoteStore:
             self.used[key] = self.known[key]
 
     def save(self) -> None:
-        """Keep the notes of this build (if any was new or any is gone)."""
-        if self.used.keys() == self.known.keys():
-            return
-        if write_signed_pickle(self.path, self.used):
+        """Keep the notes of this build (if any was new or any is gone), and only those:
+        the notes files of other versions (and the unsigned ones of older custsites) go."""
+        if self.used.keys() != self.known.keys() and write_signed_pickle(self.path, self.used):
             self.known = dict(self.used)
+        with contextlib.suppress(OSError):
+            for other in self.path.parent.glob(f"{NOTES_PREFIX}*"):
+                if other != self.path and other.suffix in (".pickle", ".json"):
+                    other.unlink(missing_ok=True)
 
 
 def note_store(config: Config, render: Callable[[str], str], version: str) -> NoteStore:
-    return NoteStore(config.root / config.paths.cache / f"notes-{version}.pickle", render)
+    return NoteStore(config.root / config.paths.cache / f"{NOTES_PREFIX}{version}.pickle", render)
+
+
+NOTES_PREFIX = "notes-"
 
 
 def _secret() -> bytes | None:

@@ -30,9 +30,11 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .cache import write_bytes
 from .errors import CustsiteError
 from .render import Page
 
@@ -105,9 +107,53 @@ def write_site(pages: Iterable[Page], out: Path, *, root: Path,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with _turn(out.parent):
-            return _write_locked(pages, out, _usable_spare(spare, out))
+            usable = _usable_spare(spare, out)
+            if usable is not None:
+                write_bytes(_owner_record(usable), str(out).encode("utf-8"))
+            return _write_locked(pages, out, usable)
     except OSError as exc:
         raise CustsiteError(f"cannot write the site into {out}: {exc.strerror or exc}") from exc
+
+
+def _owner_record(spare: Path) -> Path:
+    """Beside a spare (not in it: the spare becomes the site), the output folder it is for."""
+    return spare.with_name(spare.name + ".output")
+
+
+UNOWNED_SPARE_DAYS = 7  # a spare kept by a version that did not record its output folder
+
+
+def prune_spares(folder: Path, prefix: str, keep: Path) -> None:
+    """Remove the spares in `folder` (named `prefix`…) whose output folder no longer holds a
+    site: a spare is as large as its site, and building once into a folder since deleted
+    (a preview) must not leave one behind for good. The spare of a site that still exists
+    stays (its next build needs it), as does `keep`."""
+    try:
+        found = list(folder.glob(f"{prefix}*"))
+    except OSError:
+        return
+    for path in found:
+        if path == keep or path == _owner_record(keep):
+            continue
+        if path.name.endswith(".output"):
+            if not path.with_name(path.name[:-len(".output")]).exists():
+                path.unlink(missing_ok=True)  # its spare is gone
+            continue
+        record = _owner_record(path)
+        try:
+            owner = Path(record.read_text(encoding="utf-8"))
+            gone = not (owner / MARKER).is_file()
+        except (OSError, UnicodeDecodeError, ValueError):
+            try:
+                gone = path.lstat().st_mtime < time.time() - UNOWNED_SPARE_DAYS * 86400
+            except OSError:
+                continue
+        if gone:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
 
 
 def _usable_spare(spare: Path | None, out: Path) -> Path | None:
