@@ -46,7 +46,8 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
     """Every file of the site, in no particular order, rendered by `jobs` processes (default:
     one per core); the pages in `keep` are the previous site's (see reuse). The table rows
     made end up in `rows`, whichever process made them; `compiled` keeps the templates."""
-    renderer = Renderer(derived, rows, environment(derived.config, compiled), notes=notes)
+    renderer = Renderer(derived, rows, environment(derived.config, compiled, reload=False),
+                        notes=notes)
     renderer.csv_columns()  # here, before any fork: kept CSV lines of other columns go
     specs = _order([spec for spec in renderer.specs() if spec.path not in keep])
     for path in sorted(keep):

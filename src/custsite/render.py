@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -79,15 +80,33 @@ def rendered_notes(config: Config) -> NoteStore:
     return note_store(config, lambda text: str(markdown_to_html(text)), notes_version())
 
 
+# A note written as plain sentences: lines that hold no character any Markdown syntax of
+# Python-Markdown or of the extensions above starts with (emphasis, code, links, footnotes,
+# abbreviations, attributes, tables, fences, raw HTML, entities, escapes) and open no block
+# (lists, headings, quotes, definitions, code): Python-Markdown makes it one paragraph of the
+# text as written, and the sanitiser leaves that as it is. Most notes are such sentences, and
+# Python-Markdown takes 100 µs for one; tests/test_render.py holds this to what Python-Markdown
+# and nh3 make of every text it matches.
+_MARKUP_CHARS = r"*_`\[\]\\{}|~^<>&#"
+_PLAIN_LINE = rf"[^\s\d\-+=:{_MARKUP_CHARS}](?:[^\n{_MARKUP_CHARS}]*[^\s{_MARKUP_CHARS}])?"
+_PLAIN_NOTE = re.compile(rf"{_PLAIN_LINE}(?:\n{_PLAIN_LINE})*")
+
+
 def markdown_to_html(text: str) -> Markup:
     """Markdown with any raw HTML sanitised: a record can never inject script into the site."""
     if not text:
         return Markup("")
+    if _PLAIN_NOTE.fullmatch(text) and text.replace("\n", "").isprintable():
+        return Markup(f"<p>{text}</p>")
+    return Markup(_converted(text))
+
+
+def _converted(text: str) -> str:
+    """What Python-Markdown makes of `text`, sanitised."""
     _MD.reset()
     html = _MD.convert(text)
-    clean = nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes=_URL_SCHEMES,
-                      link_rel="noopener noreferrer nofollow")
-    return Markup(clean)
+    return nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes=_URL_SCHEMES,
+                     link_rel="noopener noreferrer nofollow")
 
 
 def money(amount: Decimal | int | None, currency: str = "") -> str:
@@ -131,8 +150,11 @@ class CompiledTemplates(jinja2.BytecodeCache):
                 shutil.rmtree(other, ignore_errors=True)
 
 
-def environment(config: Config, compiled: CompiledTemplates | None = None) -> jinja2.Environment:
-    """The Jinja environment: the portfolio's templates first, then the built-in theme."""
+def environment(config: Config, compiled: CompiledTemplates | None = None, *,
+                reload: bool = True) -> jinja2.Environment:
+    """The Jinja environment: the portfolio's templates first, then the built-in theme.
+    Without `reload` (a build, whose templates do not change while it runs), a template is
+    not looked at again on disk each time a page includes it (a tenth of rendering a page)."""
     loaders: list[jinja2.BaseLoader] = []
     user = config.root / config.paths.templates
     if user.is_dir():
@@ -141,7 +163,7 @@ def environment(config: Config, compiled: CompiledTemplates | None = None) -> ji
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True,
-                             bytecode_cache=compiled)
+                             bytecode_cache=compiled, auto_reload=reload)
     env.filters["markdown"] = markdown_to_html
     env.filters["money"] = money
     return env
