@@ -116,8 +116,10 @@ class _Inbox:
         try:
             while True:
                 self.messages.put(self.reader.recv_bytes())
-        except (EOFError, OSError):  # the process ended (or this one closed the pipe)
-            self.messages.put(None)
+        except (EOFError, OSError):
+            pass  # the process ended (or this one closed the pipe)
+        finally:
+            self.messages.put(None)  # whatever ended the reading: never waited on forever
 
     def next(self, *, wait: bool) -> tuple[str, Any] | None:
         """The next message; None when none is waiting (and not `wait`)."""
