@@ -25,14 +25,16 @@ import math
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .model import Interaction
 
-# scipy is imported where a model is fitted or applied, not with this module: it costs a
-# third of a second, which `custsite validate` and small portfolios need not pay.
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and scipy are imported where a model is fitted or applied, not with this module: they
+# cost a third of a second, which `custsite validate`, a build with nothing to do and small
+# portfolios need not pay.
 
 MODEL_VERSION = 1  # a cached fit made by another version is never trusted
 UNIT_DAYS = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12}
@@ -135,6 +137,7 @@ def history(purchases: Sequence[Interaction], as_of: dt.date, unit_days: float,
 
 def _bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
                           T: np.ndarray) -> np.ndarray:
+    import numpy as np
     from scipy import special
 
     r, alpha, a, b = params
@@ -151,6 +154,7 @@ def _bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
 
 def _gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray,
                                 m: np.ndarray) -> np.ndarray:
+    import numpy as np
     from scipy import special
 
     p, q, gamma = params
@@ -172,6 +176,7 @@ def _maximise(log_likelihood: Callable[[np.ndarray], np.ndarray],
     probability, say), the likelihood has no peak but a flat ridge out to infinity: the
     optimiser stops on it without claiming convergence, and a flat gradient there is
     accepted, since every point of the ridge gives the same estimates."""
+    import numpy as np
     from scipy import optimize
 
     def negative(log_params: np.ndarray) -> float:
@@ -192,6 +197,8 @@ def _maximise(log_likelihood: Callable[[np.ndarray], np.ndarray],
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbd | None:
     """BG/NBD parameters by maximum likelihood; None when the optimiser does not converge."""
+    import numpy as np
+
     found = _maximise(lambda params: _bgnbd_log_likelihood(params, x, t_x, T),
                       (1.0, max(float(np.mean(T)), 1e-3), 1.0, 1.0))
     if found is None:
@@ -202,6 +209,8 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbd | None:
 
 def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGamma | None:
     """Gamma-Gamma parameters from repeat buyers' occasions and mean spends (all > 0)."""
+    import numpy as np
+
     found = _maximise(lambda params: _gamma_gamma_log_likelihood(params, x, m),
                       (1.0, 1.0, max(float(np.mean(m)), 1e-3)))
     if found is None:
@@ -213,6 +222,7 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGamma | None:
 def _conditional(model: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
                  t: float) -> tuple[np.ndarray, np.ndarray]:
     """P(alive) and the expected purchases in the next `t` units (eq. 10 of the paper)."""
+    import numpy as np
     from scipy import special
 
     r, alpha, a, b = model.r, model.alpha, model.a, model.b
@@ -241,6 +251,8 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
     """Fit both models on the buyers' histories, unless there are too few buyers; `cache`
     keeps fits by the histories they were made from (a new custsite never trusts an old
     one: the key holds MODEL_VERSION)."""
+    import numpy as np
+
     buyers = len(histories)
     repeat = sum(1 for h in histories if h.x > 0)
     if buyers < settings.min_buyers or repeat < settings.min_repeat_buyers:
@@ -299,6 +311,8 @@ def estimate(model: LifetimeModel, histories: Sequence[History],
              currency: str) -> list[Estimate]:
     """Each buyer's probability of being alive, expected purchases over the horizon and
     lifetime value (discounted monthly over `clv_months`)."""
+    import numpy as np
+
     s = model.settings
     if model.bgnbd is None or not histories:
         return []
