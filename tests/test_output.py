@@ -87,8 +87,7 @@ def test_a_full_disk_leaves_the_old_site(tmp_path: Path) -> None:
     import pytest
 
     from custsite.errors import CustsiteError
-    from custsite.output import MARKER, write_site
-    from custsite.render import Page
+    from custsite.output import MARKER, Page, write_site
 
     out = tmp_path / "site"
     write_site([Page("index.html", b"old")], out, root=tmp_path / "portfolio")
@@ -185,8 +184,7 @@ def test_page_paths_never_leave_the_site(tmp_path: Path) -> None:
     import pytest
 
     from custsite.errors import CustsiteError
-    from custsite.output import write_site
-    from custsite.render import Page
+    from custsite.output import Page, write_site
 
     for bad in ("../x.html", "/etc/x.html", "a/../../x.html", "a\\..\\x.html", "", "a/\0"):
         with pytest.raises(CustsiteError, match="outside the site folder"):
@@ -198,8 +196,7 @@ def test_a_damaged_spare_is_brought_back_to_the_new_site(tmp_path: Path) -> None
     """The spare (the site before the last, reused to avoid making every folder again) is
     whatever a killed build or a user left there: every file is checked, and the live site
     is never written into through its hard links."""
-    from custsite.output import MARKER, write_site
-    from custsite.render import Page
+    from custsite.output import MARKER, Page, write_site
 
     out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
 
@@ -244,8 +241,7 @@ def test_a_failed_build_through_the_spare_leaves_the_live_site(tmp_path: Path) -
     import pytest
 
     from custsite.errors import CustsiteError
-    from custsite.output import write_site
-    from custsite.render import Page
+    from custsite.output import Page, write_site
 
     out, spare, root = tmp_path / "site", tmp_path / "spare", tmp_path / "portfolio"
     for _ in range(3):

@@ -18,9 +18,6 @@ from .errors import Problem, Severity, ValidationFailed
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .output import prune_spares, write_site
-from .parallel import render_pages
-from .render import CompiledTemplates, rendered_notes
-from .reuse import RowStore, page_hashes, remember_pages, reusable
 from .validate import check_dates, load_portfolio
 
 
@@ -161,6 +158,12 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
 
 def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
            as_of: dt.date | None, strict: bool, jobs: int | None) -> BuildResult:
+    # Rendering is imported only by builds that render: `validate` and builds with nothing
+    # to do start faster without Jinja and Markdown.
+    from .parallel import render_pages
+    from .render import CompiledTemplates, rendered_notes
+    from .reuse import RowStore, page_hashes, remember_pages, reusable
+
     result = check(root, as_of=as_of, cache=True, jobs=jobs)
     if result.failed(strict=strict):
         raise ValidationFailed(result.problems)

@@ -25,8 +25,9 @@ from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
+from .output import Page
 from .pages import INTERACTIONS, LIFETIME, PageSpec, customer_path
-from .render import DATA_FILES, Page, Renderer, RowCache, environment, rendered_notes
+from .render import DATA_FILES, Renderer, RowCache, environment, rendered_notes
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
 

@@ -32,14 +32,26 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import write_bytes
 from .errors import CustsiteError
-from .render import Page
 
 # Written into every generated site; a folder without it is never deleted or replaced.
 MARKER = ".custsite-site"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One output file: its path inside the site, and its bytes; or, `kept`, the file of the
+    same path in the previous site (see reuse)."""
+
+    path: str
+    content: bytes
+    kept: bool = False
+
+
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 

@@ -24,8 +24,9 @@ from .cache import NoteStore
 from .derive import Derived
 from .errors import CustsiteError
 from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
+from .output import Page
 from .pages import PageSpec
-from .render import CompiledTemplates, Page, Renderer, RowCache, environment
+from .render import CompiledTemplates, Renderer, RowCache, environment
 
 # Below this many pages, starting processes costs more than it saves; a list page counts as
 # LIST_PAGE_COST contacts' pages (after an edit, most pages left to render are lists).

@@ -10,7 +10,6 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
@@ -39,19 +38,9 @@ from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
+from .output import Page
 from .pages import FACETS, PageSpec, customer_page, facet_row, site_pages
 from .privacy import publish
-
-
-@dataclass(frozen=True)
-class Page:
-    """One output file: its path inside the site, and its bytes; or, `kept`, the file of the
-    same path in the previous site (see reuse)."""
-
-    path: str
-    content: bytes
-    kept: bool = False
-
 
 DATA_FILES = ("data/portfolio.json", "data/customers.csv")
 
