@@ -16,8 +16,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-import email_validator
-import phonenumbers
 import pycountry
 
 from .errors import Location, Locs, Problem, did_you_mean, problem
@@ -347,6 +345,8 @@ def sector(node: YNode, ctx: Context, key: str) -> str | Invalid:
 
 @described({"type": "string", "format": "email", "pattern": "^[^@\\s]+@[^@\\s]+$"})
 def email(node: YNode, ctx: Context, key: str) -> str | Invalid:
+    import email_validator  # here: a build with nothing to do, which reads no record, need not
+
     value = text(node, ctx, key)
     if isinstance(value, Invalid):
         return value
@@ -361,6 +361,8 @@ def email(node: YNode, ctx: Context, key: str) -> str | Invalid:
 @described(STRING)
 def phone(node: YNode, ctx: Context, key: str) -> str | Invalid:
     """A phone number normalised to E.164 (`+33612345678`)."""
+    import phonenumbers  # here, like email_validator
+
     value = strict_text(node, ctx, key)
     if isinstance(value, Invalid):
         return value
