@@ -242,17 +242,49 @@ def test_builds_keep_fits_in_the_cache_folder(cdnow_root: Path, cdnow_site: Path
     def refuse(*args: object) -> None:
         raise AssertionError("fitted again")
 
+    real_estimate = lifetime._estimate
     monkeypatch.setattr(lifetime, "fit_bgnbd", refuse)
+    monkeypatch.setattr(lifetime, "_estimate", refuse)  # the estimates are kept too
     build(cdnow_root, output=tmp_path / "again")
-    assert (tmp_path / "again/model/index.json").read_bytes() == \
-        (cdnow_site / "model/index.json").read_bytes()
-    # A damaged cache is ignored: the build fits again and repairs it.
-    store.write_text("{not json")
+    for page in ("model/index.json", "data/customers.csv", "customers/c-0001/index.html"):
+        assert (tmp_path / "again" / page).read_bytes() == (cdnow_site / page).read_bytes()
+    # Damaged or planted entries are ignored: the build fits and estimates again, and
+    # repairs the cache.
+    kept = json.loads(store.read_text())
+    assert sum(k.startswith(lifetime.ESTIMATES) for k in kept) == 1 and len(kept) >= 2
+    monkeypatch.setattr(lifetime, "_estimate", real_estimate)
+    key = next(k for k in kept if k.startswith(lifetime.ESTIMATES))
+    rows = json.loads(kept[key])
+    planted = [json.dumps([["0.5", *rows[0][1:]], *rows[1:]]),  # a string for a number
+               json.dumps([[*rows[0][:2], "NaN"], *rows[1:]]),  # a value that is none
+               json.dumps([[*rows[0][:2], "1e999999"], *rows[1:]]),
+               json.dumps([[*rows[0][:2], "36.7"], *rows[1:]]),
+               json.dumps([["NaN", *rows[0][1:]], *rows[1:]]).replace('"NaN"', "NaN"),
+               json.dumps([[1.5, *rows[0][1:]], *rows[1:]]),
+               json.dumps([[*rows[0][:1], -1.0, rows[0][2]], *rows[1:]]),
+               json.dumps(rows[1:]),  # one buyer short
+               "{}", "not json"]
+    for n, text in enumerate(planted):
+        store.write_text(json.dumps({**kept, key: text}))
+        build(cdnow_root, output=tmp_path / f"planted-{n}")
+        assert (tmp_path / f"planted-{n}/data/customers.csv").read_bytes() == \
+            (cdnow_site / "data/customers.csv").read_bytes(), text[:40]
     monkeypatch.setattr(lifetime, "fit_bgnbd", real_fit)
+    fit_key = next(k for k in kept if not k.startswith(lifetime.ESTIMATES))
+    fit = json.loads(kept[fit_key])
+    for n, bad in enumerate([{**fit, "bgnbd": {**fit["bgnbd"], "r": "0.24"}},
+                             {**fit, "bgnbd": {**fit["bgnbd"], "r": float("nan")}},
+                             {**fit, "bgnbd": {"r": 1.0}}, {**fit, "spend_buyers": "all"},
+                             {"bgnbd": None}, [1, 2]]):
+        store.write_text(json.dumps({fit_key: json.dumps(bad)}))
+        build(cdnow_root, output=tmp_path / f"refit-{n}")
+        assert (tmp_path / f"refit-{n}/model/index.json").read_bytes() == \
+            (cdnow_site / "model/index.json").read_bytes(), bad
+    store.write_text("{not json")
     build(cdnow_root, output=tmp_path / "repaired")
     assert (tmp_path / "repaired/model/index.json").read_bytes() == \
         (cdnow_site / "model/index.json").read_bytes()
-    assert len(json.loads(store.read_text())) == 1
+    assert len(json.loads(store.read_text())) == 2  # the fit, and the estimates made with it
 
 
 def test_buyers_who_all_stop_alike_still_get_estimates() -> None:

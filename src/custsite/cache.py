@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from .config import Config
+from .lifetime import ESTIMATES
 from .parse import content_digest
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,13 @@ class FitStore(dict[str, str]):
         self.saved = dict(self)
 
     def save(self) -> None:
-        """Write the newest entries if anything was added; failures only log."""
+        """Write the newest entries if anything was added: fits, and the estimates made
+        with the newest one (see lifetime.estimate); failures only log."""
         if dict(self) == self.saved:
             return
-        keep = dict(list(self.items())[-MAX_FITS:])  # insertion order: the newest last
+        fits = [k for k in self if not k.startswith(ESTIMATES)]  # insertion order: newest last
+        estimates = [k for k in self if k.startswith(ESTIMATES)]
+        keep = {k: self[k] for k in self if k in fits[-MAX_FITS:] or k in estimates[-1:]}
         if write_json(self.path, keep):
             self.saved = keep
 

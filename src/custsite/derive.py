@@ -432,7 +432,7 @@ def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, mem
     inputs = list(buyers.values())
     if memo.lifetime is None or memo.lifetime[0] != inputs:
         model = fit(inputs, settings, config.currency, fits)
-        found = estimate(model, inputs, config.currency)
+        found = estimate(model, inputs, config.currency, fits)
         memo.lifetime = (inputs, model, dict(zip(buyers, found, strict=False)))
     _, model, estimates = memo.lifetime
     out, memo.estimated = _step(contacts, memo.estimated, estimates.get,

@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -251,8 +252,6 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
     """Fit both models on the buyers' histories, unless there are too few buyers; `cache`
     keeps fits by the histories they were made from (a new custsite never trusts an old
     one: the key holds MODEL_VERSION)."""
-    import numpy as np
-
     buyers = len(histories)
     repeat = sum(1 for h in histories if h.x > 0)
     if buyers < settings.min_buyers or repeat < settings.min_repeat_buyers:
@@ -262,8 +261,11 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
             "repeat buyers (lifetime.min_buyers, lifetime.min_repeat_buyers) for estimates "
             "worth showing"))
     key = _cache_key(histories, settings, currency)
-    if cache is not None and key in cache:
-        return _from_json(cache[key], settings, buyers, repeat)
+    kept = _from_json(cache.get(key), settings, buyers, repeat) if cache is not None else None
+    if kept is not None:
+        return kept
+    import numpy as np
+
     x = np.array([h.x for h in histories], dtype=float)
     t_x = np.array([h.t_x for h in histories], dtype=float)
     T = np.array([h.T for h in histories], dtype=float)
@@ -298,24 +300,80 @@ def _to_json(model: LifetimeModel) -> str:
                       sort_keys=True)
 
 
-def _from_json(text: str, settings: LifetimeSettings, buyers: int,
-               repeat: int) -> LifetimeModel:
-    data = json.loads(text)
-    return LifetimeModel(settings, buyers, repeat,
-                         BgNbd(**data["bgnbd"]) if data["bgnbd"] else None,
-                         GammaGamma(**data["spend"]) if data["spend"] else None,
-                         data["spend_buyers"], data["reason"])
+def _from_json(text: str | None, settings: LifetimeSettings, buyers: int,
+               repeat: int) -> LifetimeModel | None:
+    """A kept fit; None unless the text is one (a damaged or planted cache file is fitted
+    again, never trusted)."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        bgnbd = BgNbd(**data["bgnbd"]) if data["bgnbd"] is not None else None
+        spend = GammaGamma(**data["spend"]) if data["spend"] is not None else None
+        numbers = [*(bgnbd.__dict__.values() if bgnbd else ()),
+                   *(spend.__dict__.values() if spend else ())]
+        if not all(type(n) is float and math.isfinite(n) for n in numbers) or \
+                type(data["spend_buyers"]) is not int or type(data["reason"]) is not str:
+            return None
+        return LifetimeModel(settings, buyers, repeat, bgnbd, spend, data["spend_buyers"],
+                             data["reason"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
-def estimate(model: LifetimeModel, histories: Sequence[History],
-             currency: str) -> list[Estimate]:
+ESTIMATES = "estimates:"  # the key of kept estimates in a fits cache starts with this
+_CLV_RE = re.compile(r"-?\d{1,15}\.\d\d")  # as estimate writes a value, and no other
+
+
+def estimate(model: LifetimeModel, histories: Sequence[History], currency: str,
+             cache: MutableMapping[str, str] | None = None) -> list[Estimate]:
     """Each buyer's probability of being alive, expected purchases over the horizon and
-    lifetime value (discounted monthly over `clv_months`)."""
-    import numpy as np
-
-    s = model.settings
+    lifetime value (discounted monthly over `clv_months`). `cache` keeps them by the
+    histories and the model they were made from: a build after an edit that changed no
+    purchase loads neither numpy nor scipy."""
     if model.bgnbd is None or not histories:
         return []
+    if cache is None:
+        return _estimate(model, histories, currency)
+    key = ESTIMATES + hashlib.sha256((_cache_key(histories, model.settings, currency)
+                                      + _to_json(model)).encode()).hexdigest()
+    kept = _estimates_from_json(cache.get(key), histories)
+    if kept is not None:
+        return kept
+    found = _estimate(model, histories, currency)
+    cache[key] = json.dumps([[e.p_alive, e.expected_purchases,
+                              None if e.clv is None else str(e.clv)] for e in found])
+    return found
+
+
+def _estimates_from_json(text: str | None, histories: Sequence[History]) -> list[Estimate] | None:
+    """Kept estimates, one per history; None unless the text is exactly that (a damaged or
+    planted cache file is never half-trusted)."""
+    if text is None:
+        return None
+    try:
+        rows = json.loads(text)
+        if not isinstance(rows, list) or len(rows) != len(histories):
+            return None
+        out = []
+        for h, (p_alive, expected, clv) in zip(histories, rows, strict=True):
+            value = None if clv is None else Decimal(clv)
+            if type(p_alive) is not float or not 0 <= p_alive <= 1 or \
+                    type(expected) is not float or not 0 <= expected < math.inf or \
+                    not (value is None or _CLV_RE.fullmatch(clv)):
+                return None
+            out.append(Estimate(h, p_alive, expected, value))
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return out
+
+
+def _estimate(model: LifetimeModel, histories: Sequence[History],
+              currency: str) -> list[Estimate]:
+    import numpy as np
+
+    assert model.bgnbd is not None
+    s = model.settings
     unit = UNIT_DAYS[s.time_unit]
     x = np.array([h.x for h in histories], dtype=float)
     t_x = np.array([h.t_x for h in histories], dtype=float)
