@@ -258,7 +258,7 @@ def write_signed_pickle(path: Path, value: object) -> bool:
 
 
 Signature = tuple[int, int, int]  # a file's modification time (ns), size and inode
-SETTLED_NS = 2_000_000_000
+SETTLED_NS = 2_000_000_000  # the coarsest file system clock's tick (FAT: 2 s)
 
 
 class RecordStore:
@@ -321,11 +321,11 @@ class RecordStore:
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
              *, read_since: int = 0) -> None:
-        """Keep `value` for this path's content. With the `signature` (modification time,
-        size, inode) of the file and the time (ns) `read_since` which it was read, later
-        builds may trust the signature without reading the file — when it was last modified
-        at least SETTLED_NS before it was read: a file written twice within the same tick of
-        a coarse file system clock (up to 2 s) keeps the same signature for other bytes."""
+        """Keep `value` for this path's content. Given the file's `signature` (modification
+        time, size, inode) and `read_since`, a time (ns) before the file was read, later
+        builds trust the signature without reading the file again if it was last modified
+        at least SETTLED_NS before that time: a file written twice within one tick of a
+        coarse file system clock (up to 2 s) keeps the same signature for other bytes."""
         settled = signature if signature is not None and \
             0 < signature[0] < read_since - SETTLED_NS else None
         self.used[rel] = (digest, value, settled)

@@ -66,7 +66,6 @@ MAX_DEPTH = 100
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
-
 # Named tuples rather than frozen dataclasses: a portfolio has millions of these nodes. Each
 # holds its position as plain ints beside the file's (shared) path: a Location is made only
 # when one is asked for, for a problem or a record's field positions (see errors.Locs).

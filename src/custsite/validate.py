@@ -324,7 +324,7 @@ def _check_interaction(i: Interaction, ctx: Context) -> None:
                    f"'{name}' applies to {' or '.join(kinds)}, not to a {i.kind}")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)
 def _misplaced(given: tuple[str, ...], kind: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The fields given that do not apply to this kind of interaction, with the kinds they
     apply to: found once per shape of record (the names are shared, see errors.Locs)."""
