@@ -158,9 +158,14 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="custsite-build-"))
     portfolio = work / "portfolio"
-    interactions = None  # known when generated here
+    manifest = work / "generated.json"  # what a portfolio generated in an earlier run holds
     if not (portfolio / "custsite.yaml").exists():
         interactions = generate(portfolio, args.contacts)
+        manifest.write_text(json.dumps({"contacts": args.contacts,
+                                        "interactions": interactions}), encoding="utf-8")
+    else:
+        known = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+        interactions = known.get("interactions")
     hugo_dir = work / "hugo"
     write_hugo_site(portfolio, hugo_dir)
     custsite = [sys.executable, "-m", "custsite", "-C", str(portfolio)]
