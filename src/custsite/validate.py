@@ -201,6 +201,12 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
     rest = [i for i in range(len(todo)) if i not in out]
     jobs = cpu_count() if jobs is None else jobs
     if jobs > 1 and len(rest) >= MIN_PARALLEL_FILES and can_fork():
+        # The validators fields.py imports when first used are imported before forking: once,
+        # and never by a forked process while another thread (the dev server's) might hold
+        # the import lock it inherited.
+        import email_validator  # noqa: F401
+        import phonenumbers  # noqa: F401
+
         for i in rest:
             if todo[i][0].kind == "persona":
                 out[i] = load_file(todo[i][0], config, schema, todo[i][1])
