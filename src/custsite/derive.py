@@ -355,8 +355,8 @@ def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.dat
     if matched and contact.stage == "lead":
         first = next(p for p in personas if p.id == matched[0])
         return replace(contact, personas=matched, stage="suspect",
-                        stage_reason=f"suspect: a lead who fits the persona '{first.name}' "
-                                     "and has not engaged yet")
+                       stage_reason=f"suspect: a lead who fits the persona '{first.name}' "
+                                    "and has not engaged yet")
     return replace(contact, personas=matched)
 
 

@@ -74,7 +74,7 @@ def rendered_notes(config: Config) -> NoteStore:
 # abbreviations, attributes, tables, fences, raw HTML, entities, escapes) and open no block
 # (lists, headings, quotes, definitions, code): Python-Markdown makes it one paragraph of the
 # text as written, and the sanitiser leaves that as it is. Most notes are such sentences, and
-# Python-Markdown takes 100 µs for one; tests/test_render.py holds this to what Python-Markdown
+# Python-Markdown takes 100 µs for one; tests/test_notes.py holds this to what Python-Markdown
 # and nh3 make of every text it matches.
 _MARKUP_CHARS = r"*_`\[\]\\{}|~^<>&#"
 _PLAIN_LINE = rf"[^\s\d\-+=:{_MARKUP_CHARS}](?:[^\n{_MARKUP_CHARS}]*[^\s{_MARKUP_CHARS}])?"
