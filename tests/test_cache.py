@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,16 +34,24 @@ def _tree(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    real = render.markdown_to_html
+def _calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str,
+           pick: Callable[[Any], Any] = lambda first: first) -> list[Any]:
+    """What `pick` makes of the first argument of every call of `owner.name` from here on
+    (the call itself still made)."""
+    seen: list[Any] = []
+    real = getattr(owner, name)
 
-    def counted(text: str) -> object:
-        seen.append(text)
-        return real(text)
+    def counted(first: Any, *args: Any) -> Any:
+        seen.append(pick(first))
+        return real(first, *args)
 
-    monkeypatch.setattr(render, "markdown_to_html", counted)
+    monkeypatch.setattr(owner, name, counted)
     return seen
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The notes rendered from here on."""
+    return _calls(monkeypatch, render, "markdown_to_html")
 
 
 def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp_path: Path,
@@ -127,15 +137,7 @@ def _converting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The record files converted from here on."""
     from custsite import validate
 
-    seen: list[str] = []
-    real = validate.load_file
-
-    def counted(source: validate.SourceFile, *args: object) -> validate.FileRecords:
-        seen.append(source.rel)
-        return real(source, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(validate, "load_file", counted)
-    return seen
+    return _calls(monkeypatch, validate, "load_file", lambda source: source.rel)
 
 
 def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFactory,
@@ -324,14 +326,7 @@ def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFa
     for path in (root / "records").rglob("*.*"):
         os.utime(path, (hour_ago, hour_ago))
     build(root)
-    digested: list[bytes] = []
-    real = validate.content_digest
-
-    def counted(data: bytes) -> str:
-        digested.append(data)
-        return real(data)
-
-    monkeypatch.setattr(validate, "content_digest", counted)
+    digested = _calls(monkeypatch, validate, "content_digest")
     seen = _converting(monkeypatch)
     bob = root / "records/customers/bob.yaml"
     bob.write_text("name: Bob Stoner\n")

@@ -4,6 +4,7 @@ failure of a forked process is raised here, never waited on forever."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -34,27 +35,31 @@ def test_large_results_do_not_stall_the_processes() -> None:
     assert all(len(b) == 200_000 for b in big)
 
 
-def test_a_failure_in_a_forked_process_is_raised_here() -> None:
-    def fail_last(n: int) -> int:
-        if n == 999:
-            raise CustsiteError("record 999 cannot be read")
-        return n
+def _report(n: int) -> int:
+    if n == 999:
+        raise CustsiteError("record 999 cannot be read")
+    return n
 
-    with pytest.raises(CustsiteError, match="record 999 cannot be read"):
-        forked_map(fail_last, list(range(1_000)), 2, cost=lambda n: 1)
 
-    def crash_last(n: int) -> int:
-        if n == 999:
-            os._exit(3)
-        return n
+def _crash(n: int) -> int:
+    if n == 999:
+        os._exit(3)
+    return n
 
-    with pytest.raises(CustsiteError, match="ended unexpectedly"):
-        forked_map(crash_last, list(range(1_000)), 2, cost=lambda n: 1)
 
-    def bug_last(n: int) -> int:
-        if n == 999:
-            raise ZeroDivisionError("bug")
-        return n
+def _bug(n: int) -> int:
+    if n == 999:
+        raise ZeroDivisionError("bug")
+    return n
 
-    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
-        forked_map(bug_last, list(range(1_000)), 2, cost=lambda n: 1)
+
+@pytest.mark.parametrize(("func", "raised", "message"), [
+    (_report, CustsiteError, "record 999 cannot be read"),  # a problem reported as it is
+    (_crash, CustsiteError, "ended unexpectedly"),  # never waited on forever
+    (_bug, RuntimeError, "ZeroDivisionError"),  # with the forked process's traceback
+])
+def test_a_failure_in_a_forked_process_is_raised_here(
+        func: Callable[[int], int], raised: type[Exception], message: str) -> None:
+    """Item 999 is in the forked process's share."""
+    with pytest.raises(raised, match=message):
+        forked_map(func, list(range(1_000)), 2, cost=lambda n: 1)
