@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,8 @@ class LifetimeModel:
     spend: GammaGamma | None = None
     spend_buyers: int = 0  # repeat buyers in the portfolio's currency, that the spend model saw
     reason: str = ""  # why a model is missing, in words
+    # The key of the histories it was fitted on (see fit), for the estimates kept with it.
+    histories_key: str = field(default="", repr=False, compare=False)
 
     @property
     def fitted(self) -> bool:
@@ -263,7 +265,7 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
     key = _cache_key(histories, settings, currency)
     kept = _from_json(cache.get(key), settings, buyers, repeat) if cache is not None else None
     if kept is not None:
-        return kept
+        return replace(kept, histories_key=key)
     import numpy as np
 
     x = np.array([h.x for h in histories], dtype=float)
@@ -290,7 +292,7 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
         model = LifetimeModel(settings, buyers, repeat, bgnbd, spend, len(spenders), reason)
     if cache is not None:
         cache[key] = _to_json(model)
-    return model
+    return replace(model, histories_key=key)
 
 
 def _to_json(model: LifetimeModel) -> str:
@@ -328,15 +330,15 @@ _CLV_RE = re.compile(r"-?\d{1,15}\.\d\d")  # as estimate writes a value, and no 
 def estimate(model: LifetimeModel, histories: Sequence[History], currency: str,
              cache: MutableMapping[str, str] | None = None) -> list[Estimate]:
     """Each buyer's probability of being alive, expected purchases over the horizon and
-    lifetime value (discounted monthly over `clv_months`). `cache` keeps them by the
-    histories and the model they were made from: a build after an edit that changed no
-    purchase loads neither numpy nor scipy."""
+    lifetime value (discounted monthly over `clv_months`), for the `histories` the model was
+    fitted on. `cache` keeps them by those histories and the model: a build after an edit
+    that changed no purchase loads neither numpy nor scipy."""
     if model.bgnbd is None or not histories:
         return []
     if cache is None:
         return _estimate(model, histories, currency)
-    key = ESTIMATES + hashlib.sha256((_cache_key(histories, model.settings, currency)
-                                      + _to_json(model)).encode()).hexdigest()
+    fitted_on = model.histories_key or _cache_key(histories, model.settings, currency)
+    key = ESTIMATES + hashlib.sha256((fitted_on + _to_json(model)).encode()).hexdigest()
     kept = _estimates_from_json(cache.get(key), histories)
     if kept is not None:
         return kept
