@@ -20,12 +20,12 @@ from .conftest import ScratchFactory
 
 FILES: dict[str, str | bytes] = {
     "custsite.yaml": "as_of: 2026-06-01\n",
-    "records/customers/ann.md": "---\nname: Ann Lee\n---\nMet at the **fair**.\n",
+    "records/customers/ann.md": "---\nname: Ann Lee\n---\nMet at the __fair__.\n",
     "records/customers/bob.yaml": "name: Bob Stone\n",
     "records/interactions/calls.yaml":
-        "- {customer: ann, date: 2026-01-10, kind: call, notes: 'Left a *voicemail*.'}\n"
-        "- {customer: bob, date: 2026-01-11, kind: call, notes: 'Left a *voicemail*.'}\n"
-        "- {customer: bob, date: 2026-01-12, kind: call, notes: 'Asked for a **quote**.'}\n",
+        "- {customer: ann, date: 2026-01-10, kind: call, notes: 'Left a _voicemail_.'}\n"
+        "- {customer: bob, date: 2026-01-11, kind: call, notes: 'Left a _voicemail_.'}\n"
+        "- {customer: bob, date: 2026-01-12, kind: call, notes: 'Asked for a __quote__.'}\n",
 }
 
 
@@ -60,8 +60,8 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     seen = _counting(monkeypatch)
     build(root, output=tmp_path / "one")
     # The same note twice is rendered once.
-    assert sorted(seen) == ["Asked for a **quote**.", "Left a *voicemail*.",
-                            "Met at the **fair**."]
+    assert sorted(seen) == ["Asked for a __quote__.", "Left a _voicemail_.",
+                            "Met at the __fair__."]
     stores = list((root / ".custsite-cache").glob("notes-*.pickle"))
     assert len(stores) == 1 and len(pickle.loads(stores[0].read_bytes()[32:])) == 3  # signed
     seen.clear()
@@ -69,9 +69,9 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
     assert seen == []  # nothing changed: every note from the cache
     assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
     calls = root / "records/interactions/calls.yaml"
-    calls.write_text(calls.read_text().replace("**quote**", "**quote** by Friday"))
+    calls.write_text(calls.read_text().replace("__quote__", "__quote__ by Friday"))
     build(root, output=tmp_path / "three")
-    assert seen == ["Asked for a **quote** by Friday."]
+    assert seen == ["Asked for a __quote__ by Friday."]
     assert "<strong>quote</strong> by Friday" in \
         (tmp_path / "three/customers/bob/index.html").read_text()
     assert len(pickle.loads(stores[0].read_bytes()[32:])) == 3  # the old note is gone
@@ -82,6 +82,28 @@ def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp
         other.write_bytes(b"{}")
     build(root, output=tmp_path / "four")
     assert not any(other.exists() for other in others) and stores[0].is_file()
+
+
+def test_simple_notes_are_made_on_the_spot_not_kept(scratch_portfolio: ScratchFactory,
+                                                    tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A note of sentences with bold, emphasis or links costs less to make than to look up:
+    it never reaches Python-Markdown nor the notes file."""
+    files = dict(FILES)
+    files["records/interactions/calls.yaml"] = (
+        "- {customer: bob, date: 2026-01-12, kind: call, notes: 'Asked for a **quote**, "
+        "see [terms](https://x.example/t).'}\n"
+        "- {customer: bob, date: 2026-01-13, kind: call, notes: 'Sent a __quote__.'}\n")
+    root = scratch_portfolio(files)
+    seen = _counting(monkeypatch)
+    build(root, output=tmp_path / "one")
+    assert sorted(seen) == ["Met at the __fair__.", "Sent a __quote__."]
+    store = next((root / ".custsite-cache").glob("notes-*.pickle"))
+    assert len(pickle.loads(store.read_bytes()[32:])) == 2
+    page = (tmp_path / "one/customers/bob/index.html").read_text()
+    assert 'Asked for a <strong>quote</strong>, see <a href="https://x.example/t" ' \
+        'rel="noopener noreferrer nofollow">terms</a>.' in page
+    assert "Sent a <strong>quote</strong>." in page
 
 
 def test_a_damaged_or_foreign_cache_is_not_trusted(scratch_portfolio: ScratchFactory,
@@ -111,7 +133,7 @@ def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: Scr
     build(root, output=tmp_path / "one")
     cache = root / ".custsite-cache"
     store = next(cache.glob("notes-*.pickle"))
-    key = content_digest(b"Asked for a **quote**.")
+    key = content_digest(b"Asked for a __quote__.")
     store.write_bytes(bytes(32) + pickle.dumps({key: "<script>alert(1)</script>"}))
     rows = cache / "rows.pickle"
     signed = rows.read_bytes()
@@ -165,7 +187,7 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
     edits = [
         ("records/customers/bob.yaml", "name: Bob Stone", "name: Bob Stoner"),
         ("records/interactions/calls.yaml", "2026-01-12", "2026-01-13"),
-        ("records/interactions/calls.yaml", "a **quote**", "a **quote** twice"),
+        ("records/interactions/calls.yaml", "a __quote__", "a __quote__ twice"),
         ("records/customers/cid.yaml", None, "name: Cid Ray\nreferred_by: ann\n"),
         ("personas/p.md", "kind: person", "kind: company"),
         ("records/customers/cid.yaml", None, None),

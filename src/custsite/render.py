@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import io
-import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
-import markdown as md
-import nh3
 from jinja2.bccache import Bucket
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
@@ -38,64 +34,25 @@ from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
+from .notes import markdown_to_html, notes_version, quick_html
 from .output import Page
 from .pages import FACETS, PageSpec, customer_page, facet_row, site_pages
 from .privacy import publish
 
 DATA_FILES = ("data/portfolio.json", "data/customers.csv")
 
-_MD_EXTENSIONS = ["extra", "sane_lists"]
-_MD = md.Markdown(extensions=_MD_EXTENSIONS, output_format="html")
-# No <img>: an image URL in a note would make the site call out to another host.
-_ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "dl", "dt", "em",
-                 "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "ol",
-                 "p", "pre", "s", "small", "strong", "sub", "sup", "table", "tbody", "td",
-                 "tfoot", "th", "thead", "tr", "ul"}
-
-
-_URL_SCHEMES = {"http", "https", "mailto", "tel"}
-
-
-def notes_version() -> str:
-    """What rendered notes depend on, as a short hash: cached notes made by another version
-    of the Markdown library, of the sanitiser or of these settings are never used."""
-    settings = (metadata.version("markdown"), metadata.version("nh3"), _MD_EXTENSIONS,
-                sorted(_ALLOWED_TAGS), sorted(_URL_SCHEMES))
-    return hashlib.blake2b(repr(settings).encode(), digest_size=6).hexdigest()
-
-
 def rendered_notes(config: Config) -> NoteStore:
     """The cache of notes rendered by `markdown_to_html`, read from the cache folder."""
     return note_store(config, lambda text: str(markdown_to_html(text)), notes_version())
 
 
-# A note written as plain sentences: lines that hold no character any Markdown syntax of
-# Python-Markdown or of the extensions above starts with (emphasis, code, links, footnotes,
-# abbreviations, attributes, tables, fences, raw HTML, entities, escapes) and open no block
-# (lists, headings, quotes, definitions, code): Python-Markdown makes it one paragraph of the
-# text as written, and the sanitiser leaves that as it is. Most notes are such sentences, and
-# Python-Markdown takes 100 µs for one; tests/test_notes.py holds this to what Python-Markdown
-# and nh3 make of every text it matches.
-_MARKUP_CHARS = r"*_`\[\]\\{}|~^<>&#"
-_PLAIN_LINE = rf"[^\s\d\-+=:{_MARKUP_CHARS}](?:[^\n{_MARKUP_CHARS}]*[^\s{_MARKUP_CHARS}])?"
-_PLAIN_NOTE = re.compile(rf"{_PLAIN_LINE}(?:\n{_PLAIN_LINE})*")
-
-
-def markdown_to_html(text: str) -> Markup:
-    """Markdown with any raw HTML sanitised: a record can never inject script into the site."""
+def _note_html(text: str, notes: NoteStore) -> str:
+    """A note as HTML: a simple one made on the spot (cheaper than looking it up), any other
+    from the notes cache."""
     if not text:
-        return Markup("")
-    if _PLAIN_NOTE.fullmatch(text) and text.replace("\n", "").isprintable():
-        return Markup(f"<p>{text}</p>")
-    return Markup(_converted(text))
-
-
-def _converted(text: str) -> str:
-    """What Python-Markdown makes of `text`, sanitised."""
-    _MD.reset()
-    html = _MD.convert(text)
-    return nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes=_URL_SCHEMES,
-                     link_rel="noopener noreferrer nofollow")
+        return ""
+    quick = quick_html(text)
+    return quick if quick is not None else notes.html(text)
 
 
 def money(amount: Decimal | int | None, currency: str = "") -> str:
@@ -265,7 +222,7 @@ class Renderer:
         self.env.globals["row"] = self.row
         self.env.globals["table_rows"] = self.table_rows
         if notes is not None:
-            self.env.filters["markdown"] = lambda text: Markup(notes.html(text) if text else "")
+            self.env.filters["markdown"] = lambda text: Markup(_note_html(text, notes))
         self.common = {
             "config": self.derived.config, "derived": self.derived,
             "as_of": self.derived.as_of, "stages": STAGES, "version": __version__,
