@@ -338,3 +338,36 @@ def test_validate_leaves_out_only_what_no_problem_needs(tmp_path: Path) -> None:
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
     assert check(tmp_path / "example", problems_only=True).problems == \
         check(tmp_path / "example").problems
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "gamma_gamma"])
+def test_the_likelihoods_gradients_are_their_derivatives(model: str) -> None:
+    """The optimiser is given each likelihood's gradient: it must be the one finite
+    differences find, at parameters near and far from any optimum, for buyers with and
+    without repeat purchases."""
+    import numpy as np
+    from scipy.optimize import approx_fprime
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 12, 400).astype(float)
+    T = rng.uniform(1, 60, 400)
+    t_x = np.where(x > 0, T * rng.uniform(0.05, 1, 400), 0.0)
+    spenders = x > 0
+    m = rng.gamma(2.0, 30.0, int(spenders.sum()))
+    if model == "bgnbd":
+        points = [(0.24, 4.4, 0.79, 2.4), (2.0, 0.5, 0.1, 7.0), (0.05, 40.0, 3.0, 1.01)]
+
+        def value(p: np.ndarray) -> tuple[float, np.ndarray]:
+            return lifetime._bgnbd_log_likelihood(p, x, t_x, T)
+    else:
+        points = [(6.25, 3.74, 15.44), (0.5, 10.0, 300.0), (20.0, 1.2, 2.0)]
+
+        def value(p: np.ndarray) -> tuple[float, np.ndarray]:
+            return lifetime._gamma_gamma_log_likelihood(p, x[spenders], m)
+    for point in points:
+        params = np.array(point)
+        total, gradient = value(params)
+        numeric = approx_fprime(params, lambda p: value(p)[0], 1e-7 * params)
+        assert np.isfinite(total)
+        assert np.allclose(gradient, numeric, rtol=1e-4, atol=1e-3 * abs(total) / 1e4), \
+            (point, gradient, numeric)
