@@ -3,7 +3,9 @@ failure of a forked process is raised here, never waited on forever."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +17,7 @@ pytestmark = pytest.mark.skipif(not can_fork(), reason="needs the fork start met
 
 
 def _double(n: int) -> tuple[int, int]:
+    time.sleep(0.0002)  # long enough for every process to have started before the end
     return n * 2, os.getpid()
 
 
@@ -24,7 +27,35 @@ def test_results_come_back_in_order_from_every_process(jobs: int) -> None:
     found = forked_map(_double, items, jobs, cost=lambda n: 1)
     assert [value for value, _ in found] == [n * 2 for n in items]
     assert len({pid for _, pid in found}) == jobs
-    assert found[0][1] == os.getpid()  # this process takes the first share
+    assert found[0][1] == os.getpid()  # this process takes the first chunk
+
+
+def test_a_slower_process_leaves_its_part_to_the_others() -> None:
+    """A forked process four times slower (another program on its core, say) does about a
+    fifth of the work, not half: the finish stays even."""
+    here = os.getpid()
+
+    def work(n: int) -> int:
+        time.sleep(0.0002 if os.getpid() == here else 0.0008)
+        return os.getpid()
+
+    started = time.perf_counter()
+    found = forked_map(work, list(range(2_000)), 2, cost=lambda n: 1)
+    mine = sum(pid == here for pid in found)
+    assert 0.65 * len(found) < mine < len(found)
+    assert time.perf_counter() - started < 0.8 * 2_000 * 0.0002 * 2  # not half each: 0.8 s
+
+
+def test_chunks_cover_the_items_by_cost() -> None:
+    from custsite.forking import _chunk_bounds
+
+    costs = [1] * 50 + [100] * 5 + [1] * 50
+    bounds = _chunk_bounds(costs, 6)
+    assert bounds[0] == 0 and bounds[-1] == len(costs) and bounds == sorted(set(bounds))
+    chunk_costs = [sum(costs[a:b]) for a, b in itertools.pairwise(bounds)]
+    assert max(chunk_costs) <= 2 * sum(costs) / 6
+    assert _chunk_bounds([], 6) == [0, 0]
+    assert _chunk_bounds([5], 6) == [0, 1]
 
 
 def test_large_results_do_not_stall_the_processes() -> None:
@@ -35,20 +66,28 @@ def test_large_results_do_not_stall_the_processes() -> None:
     assert all(len(b) == 200_000 for b in big)
 
 
+PARENT = os.getpid()
+
+
+def _in_a_forked_process(n: int) -> bool:
+    time.sleep(0.0002)  # every process takes chunks
+    return os.getpid() != PARENT
+
+
 def _report(n: int) -> int:
-    if n == 999:
+    if _in_a_forked_process(n):
         raise CustsiteError("record 999 cannot be read")
     return n
 
 
 def _crash(n: int) -> int:
-    if n == 999:
+    if _in_a_forked_process(n):
         os._exit(3)
     return n
 
 
 def _bug(n: int) -> int:
-    if n == 999:
+    if _in_a_forked_process(n):
         raise ZeroDivisionError("bug")
     return n
 
@@ -60,6 +99,6 @@ def _bug(n: int) -> int:
 ])
 def test_a_failure_in_a_forked_process_is_raised_here(
         func: Callable[[int], int], raised: type[Exception], message: str) -> None:
-    """Item 999 is in the forked process's share."""
+    """Every item fails in a forked process, whichever chunk it takes."""
     with pytest.raises(raised, match=message):
         forked_map(func, list(range(1_000)), 2, cost=lambda n: 1)

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from .errors import CustsiteError, TemplateFailed
 
-# Each forked process's share of the work, against this one's 1: this one also unpickles what
-# they send.
-FORKED_SHARE = 1.15
+# Chunks of the work per process: enough that a process slowed down (by another program on a
+# busy machine) leaves its part to the others, few enough that messages stay few.
+CHUNKS_PER_PROCESS = 12
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,52 +53,61 @@ def cpu_count() -> int:
 
 def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
                cost: Callable[[T], int]) -> list[R]:
-    """`func` of every item, in order: this process takes the first share of the items and
-    `jobs - 1` forked processes the others, whose results come back pickled. Shares are
-    split by `cost`, a forked process's a little smaller: it also pickles what it made."""
+    """`func` of every item, in order, computed by this process and `jobs - 1` forked ones.
+    The items are cut into chunks of about equal `cost`; each process takes the next chunk
+    left until none is (this one the first: it always does its part), so the finish is even
+    whichever process runs slower. Forked processes send their results back pickled, and
+    this one takes them in between its own chunks: their pickling and its unpickling overlap
+    the work."""
     ctx = multiprocessing.get_context("fork")
-    weights = [1.0] + [FORKED_SHARE] * (jobs - 1)
-    costs = [cost(item) for item in items]
-    total = sum(costs)
-    # Share k ends where the running cost reaches the first k+1 weights' part of the total.
-    ends = [total * sum(weights[:k + 1]) / sum(weights) for k in range(len(weights) - 1)]
-    bounds, acc = [0], 0
-    for i, c in enumerate(costs):
-        while len(bounds) < len(weights) and acc >= ends[len(bounds) - 1]:
-            bounds.append(i)
-        acc += c
-    bounds += [len(items)] * (len(weights) + 1 - len(bounds))
+    bounds = _chunk_bounds([cost(item) for item in items], jobs * CHUNKS_PER_PROCESS)
+    chunks: list[list[R] | None] = [None] * (len(bounds) - 1)
+    taken = ctx.Value("i", 1)  # the next chunk left: the first is this process's
     readers: list[Connection] = []
     workers = []
     inboxes: list[_Inbox] = []
     try:
-        for k in range(1, len(weights)):
+        for _ in range(jobs - 1):
             reader, writer = ctx.Pipe(duplex=False)
-            part = items[bounds[k]:bounds[k + 1]]
-            proc = ctx.Process(target=_map_part, args=(func, part, writer), daemon=True)
+            proc = ctx.Process(target=_map_chunks, args=(func, items, bounds, taken, writer),
+                               daemon=True)
             start(proc)
             writer.close()
             readers.append(reader)
             workers.append(proc)
         inboxes = [_Inbox(reader) for reader in readers]  # threads: only once all are forked
-        # This process's share, a batch at a time, taking in what the others sent between
-        # batches: their pickling and this process's unpickling overlap the work.
-        mine = items[bounds[0]:bounds[1]]
-        results: list[R] = []
-        theirs: list[list[R]] = [[] for _ in readers]
         busy = set(range(len(readers)))
-        for first in range(0, len(mine), BATCH):
-            results.extend(func(item) for item in mine[first:first + BATCH])
-            _take(inboxes, theirs, busy, wait=False)
-        _take(inboxes, theirs, busy, wait=True)
-        for found in theirs:
+        k = 0
+        while k < len(chunks):
+            chunks[k] = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
+            _take(inboxes, chunks, busy, wait=False)
+            k = _next(taken)
+        _take(inboxes, chunks, busy, wait=True)
+        results: list[R] = []
+        for found in chunks:
+            assert found is not None  # each chunk was taken by some process, which sent it
             results.extend(found)
         return results
     finally:
         stop(workers, readers, inboxes)
 
 
-BATCH = 256  # items between sending (forked processes) or taking in (this one) results
+def _chunk_bounds(costs: list[int], count: int) -> list[int]:
+    """Where each of about `count` chunks of equal cost starts, and the end."""
+    total = sum(costs)
+    bounds, acc = [0], 0
+    for i, c in enumerate(costs):
+        if acc >= total * len(bounds) / count and i > bounds[-1]:
+            bounds.append(i)
+        acc += c
+    return [*bounds, len(costs)] if costs else [0, 0]
+
+
+def _next(taken: Any) -> int:
+    with taken.get_lock():
+        k = int(taken.value)
+        taken.value = k + 1
+    return k
 
 
 class _Inbox:
@@ -135,15 +144,16 @@ class _Inbox:
         return kind, payload
 
 
-def _take(inboxes: list[_Inbox], theirs: list[list[R]], busy: set[int], *,
+def _take(inboxes: list[_Inbox], chunks: list[list[R] | None], busy: set[int], *,
           wait: bool) -> None:
-    """Take in the batches the forked processes sent (all of them, until each is done, if
+    """Take in the chunks the forked processes sent (all of them, until each is done, if
     `wait`)."""
     for k in sorted(busy):
         while (message := inboxes[k].next(wait=wait)) is not None:
             kind, payload = message
-            if kind == "part":
-                theirs[k].extend(payload)
+            if kind == "chunk":
+                index, found = payload
+                chunks[index] = found
             elif kind == "done":
                 busy.discard(k)
                 break
@@ -151,10 +161,11 @@ def _take(inboxes: list[_Inbox], theirs: list[list[R]], busy: set[int], *,
                 raise_reported(kind, payload)
 
 
-def _map_part(func: Callable[[T], R], part: Sequence[T], out: Connection) -> None:
+def _map_chunks(func: Callable[[T], R], items: Sequence[T], bounds: list[int], taken: Any,
+                out: Connection) -> None:
     with reporting(out):
-        for first in range(0, len(part), BATCH):
-            out.send(("part", [func(item) for item in part[first:first + BATCH]]))
+        while (k := _next(taken)) < len(bounds) - 1:
+            out.send(("chunk", (k, [func(item) for item in items[bounds[k]:bounds[k + 1]]])))
         out.send(("done", None))
 
 
