@@ -22,8 +22,10 @@ from typing import Any, TypeVar
 from .errors import CustsiteError, TemplateFailed
 
 # Chunks of the work per process: enough that a process slowed down (by another program on a
-# busy machine) leaves its part to the others, few enough that messages stay few.
+# busy machine) leaves its part to the others, few enough that messages stay few; and at most
+# MAX_CHUNK items each, so that results come back, and are taken in, as the work goes.
 CHUNKS_PER_PROCESS = 12
+MAX_CHUNK = 256
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,7 +62,8 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
     this one takes them in between its own chunks: their pickling and its unpickling overlap
     the work."""
     ctx = multiprocessing.get_context("fork")
-    bounds = _chunk_bounds([cost(item) for item in items], jobs * CHUNKS_PER_PROCESS)
+    count = max(jobs * CHUNKS_PER_PROCESS, -(-len(items) // MAX_CHUNK))
+    bounds = _chunk_bounds([cost(item) for item in items], count)
     chunks: list[list[R] | None] = [None] * (len(bounds) - 1)
     taken = ctx.Value("i", 1)  # the next chunk left: the first is this process's
     readers: list[Connection] = []
