@@ -250,6 +250,23 @@ def test_template_override(scratch_portfolio: ScratchFactory) -> None:
     assert "<p id=custom>Ann Lee</p>" in (root / "site/customers/ann/index.html").read_text()
 
 
+@pytest.mark.parametrize("row", [
+    # The theme's form: a `row` macro, made once per page depth, called per contact.
+    "{% from '_macros.html' import contact_link with context %}\n"
+    "{% macro row(c) %}<tr class=mine><td>{{ contact_link(c) }} at {{ root }}</td></tr>"
+    "{% endmacro %}\n{% if c is defined %}{{ row(c) }}{% endif %}\n",
+    # An older override without one: rendered with `c` for each contact.
+    "<tr class=mine><td><a href=\"{{ root }}customers/{{ c.id }}/index.html\">"
+    "{{ c.customer.name }}</a> at {{ root }}</td></tr>",
+], ids=["macro", "plain"])
+def test_row_template_override(row: str, scratch_portfolio: ScratchFactory) -> None:
+    root = scratch_portfolio({**GOOD, "templates/_row_customers.html": row})
+    assert run("build", "--as-of", "2026-06-01", root=root).exit_code == 0
+    page = (root / "site/customers/index.html").read_text()
+    assert '<tr class=mine><td><a href="../customers/ann/index.html">Ann Lee</a> at ../</td>' \
+        '</tr>' in page
+
+
 def test_template_error_is_reported(scratch_portfolio: ScratchFactory) -> None:
     root = scratch_portfolio({**GOOD, "templates/customer.html": "{{ contact.nope }}"})
     result = run("build", "--as-of", "2026-06-01", root=root)
