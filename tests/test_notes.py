@@ -64,7 +64,8 @@ def marked(draw: st.DrawFn) -> str:
     " ".join), st.text(max_size=40), st.lists(st.sampled_from(TRICKY + WORDS),
                                                max_size=12).map("".join)))
 def test_notes_are_what_python_markdown_and_the_sanitiser_make(text: str) -> None:
-    assert notes.markdown_to_html(text) == notes.converted(text) if text else True
+    for note in (text, text + "\n", text + "\n\n"):  # as block scalars keep them
+        assert notes.markdown_to_html(note) == notes.converted(note) if note else True
 
 
 def test_the_short_way_is_taken_by_plain_sentences_only() -> None:
@@ -75,7 +76,8 @@ def test_the_short_way_is_taken_by_plain_sentences_only() -> None:
         assert notes.quick_html(text) == notes.converted(text) == f"<p>{text}</p>", text
     simple = ["Discussed the **roof**.", "see [terms](https://x.example/a_b?c=1#d)",
               "*Very* happy; `snake_case` fixed.\n**Next:** call [Ann](mailto:ann@x.example)",
-              "[call](tel:+1-555-0100) a*b*c"]
+              "[call](tel:+1-555-0100) a*b*c", "Written as a block scalar.\n",
+              "Two lines,\n**kept**.\n\n"]
     for text in simple:
         assert notes.quick_html(text) == notes.converted(text), text
     marked = ["1. first", "- item", "# Title", "> quoted", "* item", "**a***b*", "`a``b`",
@@ -83,7 +85,7 @@ def test_the_short_way_is_taken_by_plain_sentences_only() -> None:
               "snake_case", "a\tb", "Title\n===", ": definition", "x | y", "\u00a0nbsp",
               "caf\u00e9 \x02", "![logo](https://x.example/a)", "[a](https://10.0.0.1)",
               "[a](https://x.example 'title')", "[a](javascript:alert)", "[a](/relative)",
-              "`a < b`", "** a **", "*[HTML]: markup", "[^1]"]
+              "`a < b`", "** a **", "*[HTML]: markup", "[^1]", "\n", "ends with spaces  \n"]
     for text in marked:
         assert notes.quick_html(text) is None, text
         assert notes.markdown_to_html(text) == notes.converted(text)

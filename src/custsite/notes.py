@@ -99,9 +99,11 @@ def _token_html(match: re.Match[str]) -> str:
 
 def quick_html(text: str) -> str | None:
     """The HTML of a simple note (see above), made without the libraries; None for any
-    other note."""
-    if not _QUICK_NOTE.fullmatch(text) or not text.replace("\n", "").isprintable():
+    other note. Line breaks at the end (a YAML block scalar keeps one) make no difference to
+    Python-Markdown."""
+    body = text.rstrip("\n")
+    if not _QUICK_NOTE.fullmatch(body) or not body.replace("\n", "").isprintable():
         return None
-    if _HAS_TOKEN.search(text) is None:
-        return f"<p>{text}</p>"
-    return f"<p>{_TOKENS.sub(_token_html, text)}</p>"
+    if _HAS_TOKEN.search(body) is None:
+        return f"<p>{body}</p>"
+    return f"<p>{_TOKENS.sub(_token_html, body)}</p>"
