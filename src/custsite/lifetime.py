@@ -150,7 +150,8 @@ def _bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
     ln_a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
     ln_a2 = (special.gammaln(a + b) + special.gammaln(b + x) - special.gammaln(b)
              - special.gammaln(a + b + x))
-    ln_alpha_T, ln_alpha_tx = np.log(alpha + T), np.log(alpha + t_x)
+    alpha_T, alpha_tx = alpha + T, alpha + t_x
+    ln_alpha_T, ln_alpha_tx = np.log(alpha_T), np.log(alpha_tx)
     ln_a3 = -(r + x) * ln_alpha_T
     repeat = x > 0
     ln_a4 = np.full_like(ln_a3, -np.inf)
@@ -166,7 +167,7 @@ def _bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
     gradient = np.array([
         np.sum(special.digamma(r + x) - special.digamma(r) + np.log(alpha)
                - w3 * ln_alpha_T - w4 * ln_alpha_tx),
-        np.sum(r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))),
+        np.sum(r / alpha - (r + x) * (w3 / alpha_T + w4 / alpha_tx)),
         np.sum(psi_ab - psi_abx + w4 / a),
         np.sum(psi_ab + special.digamma(b + x) - special.digamma(b) - psi_abx - after_b)])
     return total, gradient
@@ -181,7 +182,8 @@ def _gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray,
 
     p, q, gamma = params
     px = p * x
-    ln_gm = np.log(gamma + m * x)
+    gm = gamma + m * x
+    ln_gm = np.log(gm)
     total = float(np.sum(special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q)
                          + q * np.log(gamma) + (px - 1) * np.log(m) + px * np.log(x)
                          - (px + q) * ln_gm))
@@ -189,7 +191,7 @@ def _gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray,
     gradient = np.array([
         np.sum(x * (psi_pxq - special.digamma(px) + np.log(m) + np.log(x) - ln_gm)),
         np.sum(psi_pxq - special.digamma(q) + np.log(gamma) - ln_gm),
-        np.sum(q / gamma - (px + q) / (gamma + m * x))])
+        np.sum(q / gamma - (px + q) / gm)])
     return total, gradient
 
 
