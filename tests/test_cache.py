@@ -50,8 +50,8 @@ def _calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str,
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The notes rendered from here on."""
-    return _calls(monkeypatch, render, "markdown_to_html")
+    """The notes rendered by Python-Markdown from here on."""
+    return _calls(monkeypatch, render, "converted")
 
 
 def test_notes_are_rendered_once_and_kept(scratch_portfolio: ScratchFactory, tmp_path: Path,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from importlib import metadata
 
 import markdown as md
@@ -39,12 +40,13 @@ def notes_version() -> str:
     return hashlib.blake2b(repr(settings).encode(), digest_size=6).hexdigest()
 
 
-def markdown_to_html(text: str) -> Markup:
-    """Markdown with any raw HTML sanitised: a record can never inject script into the site."""
+def markdown_to_html(text: str, convert: Callable[[str], str] | None = None) -> Markup:
+    """Markdown with any raw HTML sanitised: a record can never inject script into the site.
+    A note the short way cannot make goes to `convert` (a cache of `converted`, say)."""
     if not text:
         return Markup("")
     quick = quick_html(text)
-    return Markup(quick if quick is not None else converted(text))
+    return Markup(quick if quick is not None else (convert or converted)(text))
 
 
 def converted(text: str) -> str:

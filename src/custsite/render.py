@@ -9,6 +9,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from functools import partial
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,7 +35,7 @@ from .derive import Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
-from .notes import markdown_to_html, notes_version, quick_html
+from .notes import converted, markdown_to_html, notes_version
 from .output import Page
 from .pages import FACETS, PageSpec, customer_page, facet_row, site_pages
 from .privacy import publish
@@ -42,17 +43,10 @@ from .privacy import publish
 DATA_FILES = ("data/portfolio.json", "data/customers.csv")
 
 def rendered_notes(config: Config) -> NoteStore:
-    """The cache of notes rendered by `markdown_to_html`, read from the cache folder."""
-    return note_store(config, lambda text: str(markdown_to_html(text)), notes_version())
-
-
-def _note_html(text: str, notes: NoteStore) -> str:
-    """A note as HTML: a simple one made on the spot (cheaper than looking it up), any other
-    from the notes cache."""
-    if not text:
-        return ""
-    quick = quick_html(text)
-    return quick if quick is not None else notes.html(text)
+    """The cache of notes converted by Python-Markdown and the sanitiser, read from the cache
+    folder: the notes `markdown_to_html` makes the short way are cheaper to make than to
+    look up, and never reach it."""
+    return note_store(config, lambda text: converted(text), notes_version())
 
 
 def money(amount: Decimal | int | None, currency: str = "") -> str:
@@ -223,7 +217,7 @@ class Renderer:
         self.env.globals["row"] = self.row
         self.env.globals["table_rows"] = self.table_rows
         if notes is not None:
-            self.env.filters["markdown"] = lambda text: Markup(_note_html(text, notes))
+            self.env.filters["markdown"] = partial(markdown_to_html, convert=notes.html)
         self.common = {
             "config": self.derived.config, "derived": self.derived,
             "as_of": self.derived.as_of, "stages": STAGES, "version": __version__,
