@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from custsite.errors import Problem
-from custsite.parse import YMap, YScalar, YSeq, decode, parse_yaml, read_document
+from custsite.parse import decode, parse_yaml, read_document
+from custsite.ynodes import YMap, YScalar, YSeq
 
 
 def _parse(text: str) -> tuple[object, list[Problem]]:

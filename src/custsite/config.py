@@ -14,7 +14,7 @@ from .errors import Location, Problem
 from .fields import Field
 from .lifetime import UNIT_DAYS, LifetimeSettings
 from .model import INTERACTION_KINDS
-from .parse import YMap, read_document
+from .parse import read_document
 from .rules import (
     BASE_COMPUTED,
     PERSONA_DEPENDENT,
@@ -25,6 +25,7 @@ from .rules import (
     custom_field_type,
 )
 from .segments import BUILTIN_IDS
+from .ynodes import YMap
 
 CONFIG_FILE = "custsite.yaml"
 CUSTOM_TYPES = ("text", "integer", "number", "date", "boolean", "choice", "list", "email", "url")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pycountry
 
 from .errors import Location, Locs, Problem, did_you_mean, problem
-from .parse import STR_TAG, YMap, YNode, YScalar, YSeq, describe
+from .ynodes import STR_TAG, YMap, YNode, YScalar, YSeq, describe
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _INT_RE = re.compile(r"^-?(0|[1-9][0-9]*)$")

@@ -11,41 +11,26 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Union
 
 import yaml
 
+from . import quickyaml
 from .errors import Location, Problem, problem
-
-NULL_TAG = "tag:yaml.org,2002:null"
-STR_TAG = "tag:yaml.org,2002:str"
-SEQ_TAG = "tag:yaml.org,2002:seq"
-MAP_TAG = "tag:yaml.org,2002:map"
+from .ynodes import (
+    MAP_TAG,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_NODES,
+    SEQ_TAG,
+    STR_TAG,
+    YMap,
+    YNode,
+    YScalar,
+    YSeq,
+)
 
 # libyaml's composer is several times faster and gives the same marks.
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-# The safe loader's implicit resolvers by a scalar's first character, with those that apply
-# to any first character after them, in PyYAML's order.
-_ANY_FIRST = tuple(yaml.resolver.Resolver.yaml_implicit_resolvers.get(None, []))
-_BY_FIRST = {first: (*found, *_ANY_FIRST)
-             for first, found in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
-             if first is not None}
-
-
-# The spellings YAML 1.1 reads as null (the safe loader's null pattern, first characters and all).
-NULL_TEXTS = frozenset({"", "~", "null", "Null", "NULL"})
-
-
-def resolve_plain(text: str) -> str:
-    """The tag YAML 1.1's safe loader gives an untagged plain scalar: PyYAML's implicit
-    resolvers, tried in PyYAML's order, written for the safe loader alone (PyYAML's general
-    version looks at path resolvers and concatenates a list per call)."""
-    for tag, regexp in _BY_FIRST.get(text[:1], _ANY_FIRST):
-        if regexp.match(text):
-            return str(tag)
-    return STR_TAG
-
 
 class _Loader(_Base):  # type: ignore[misc]
     """The safe loader, with tag resolution left for later.
@@ -59,81 +44,6 @@ class _Loader(_Base):  # type: ignore[misc]
         if kind is yaml.ScalarNode:
             return "" if implicit[0] else STR_TAG
         return SEQ_TAG if kind is yaml.SequenceNode else MAP_TAG
-
-
-MAX_NODES = 100_000  # aliases may expand a small file exponentially; refuse beyond this
-MAX_DEPTH = 100
-MAX_FILE_BYTES = 5 * 1024 * 1024
-
-
-# Named tuples rather than frozen dataclasses: a portfolio has millions of these nodes. Each
-# holds its position as plain ints beside the file's (shared) path: a Location is made only
-# when one is asked for, for a problem or a record's field positions (see errors.Locs).
-class YScalar(NamedTuple):
-    text: str
-    given: str  # the tag written or implied by quotes; "" for a plain scalar without one
-    plain: bool  # written without quotes or block style
-    path: str
-    line: int
-    col: int
-
-    @property
-    def tag(self) -> str:
-        """The tag YAML 1.1 resolves for this text (str for quoted scalars)."""
-        return self.given or resolve_plain(self.text)
-
-    @property
-    def is_null(self) -> bool:
-        return self.plain and (self.given == NULL_TAG if self.given else self.text in NULL_TEXTS)
-
-    @property
-    def loc(self) -> Location:
-        return Location(self.path, self.line, self.col)
-
-
-class YSeq(NamedTuple):
-    items: tuple[YNode, ...]
-    path: str
-    line: int
-    col: int
-
-    @property
-    def loc(self) -> Location:
-        return Location(self.path, self.line, self.col)
-
-
-class YMap(NamedTuple):
-    items: tuple[tuple[YScalar, YNode], ...]
-    path: str
-    line: int
-    col: int
-
-    @property
-    def loc(self) -> Location:
-        return Location(self.path, self.line, self.col)
-
-    def get(self, key: str) -> YNode | None:
-        for k, v in self.items:
-            if k.text == key:
-                return v
-        return None
-
-    def keys(self) -> list[str]:
-        return [k.text for k, _ in self.items]
-
-
-YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - runtime alias used in isinstance-free unions
-
-
-def describe(node: YNode) -> str:
-    """Words for what was found, for "expected X, found Y" messages."""
-    if isinstance(node, YMap):
-        return "a mapping"
-    if isinstance(node, YSeq):
-        return "a list"
-    if node.is_null:
-        return "nothing"
-    return f"'{node.text}'" if len(node.text) <= 60 else f"'{node.text[:57]}...'"
 
 
 @dataclass(frozen=True)
@@ -205,7 +115,17 @@ class _TooBig(Exception):
 
 def parse_yaml(text: str, path: str, *, line_offset: int = 0,
                problems: list[Problem]) -> YNode | None:
-    """Compose one YAML document into a YNode tree; problems are appended, never raised."""
+    """Compose one YAML document into a YNode tree; problems are appended, never raised.
+    Most record files take the short way (see quickyaml), the same tree without libyaml."""
+    quick = quickyaml.parse(text, path, line_offset)
+    if quick is not None:
+        return quick
+    return compose_yaml(text, path, line_offset=line_offset, problems=problems)
+
+
+def compose_yaml(text: str, path: str, *, line_offset: int = 0,
+                 problems: list[Problem]) -> YNode | None:
+    """`parse_yaml` through PyYAML's composer, whatever the text."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

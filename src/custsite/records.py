@@ -22,7 +22,8 @@ from .model import (
     Persona,
     Place,
 )
-from .parse import Document, YMap, YNode, YSeq, describe
+from .parse import Document
+from .ynodes import YMap, YNode, YSeq, describe
 
 PLACE = f.submapping({"city": Field(f.loose_text), "region": Field(f.loose_text),
                       "country": Field(f.country)}, "a location")

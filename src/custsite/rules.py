@@ -17,7 +17,7 @@ from typing import Any
 from . import fields as f
 from .errors import Location, did_you_mean
 from .model import CONTACT_CHANNELS, KINDS, ROLES, STAGES
-from .parse import YMap, YNode, YScalar, YSeq, describe
+from .ynodes import YMap, YNode, YScalar, YSeq, describe
 
 RFM_SEGMENTS = ("champions", "loyal", "potential-loyalists", "new", "promising",
                 "need-attention", "about-to-sleep", "at-risk", "cant-lose", "hibernating")
