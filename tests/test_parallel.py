@@ -74,3 +74,21 @@ def test_processes_read_the_same_records(monkeypatch: pytest.MonkeyPatch,
     assert forked.derived.contacts == serial.derived.contacts
     assert forked.derived.portfolio.personas.keys() == serial.derived.portfolio.personas.keys()
     assert forked.derived.segments == serial.derived.segments
+
+
+def test_records_read_by_processes_are_kept(monkeypatch: pytest.MonkeyPatch,
+                                            scratch_portfolio: ScratchFactory,
+                                            tmp_path: Path) -> None:
+    """The records other processes converted (sent back pickled, and kept as those bytes)
+    serve the next build: it converts no file again and writes the same site."""
+    from custsite import validate
+
+    from .test_cache import _converting
+
+    root = _portfolio(scratch_portfolio({}))
+    monkeypatch.setattr(validate, "MIN_PARALLEL_FILES", 0)
+    build(root, as_of=AS_OF, jobs=3)
+    seen = _converting(monkeypatch)
+    build(root, as_of=AS_OF, jobs=1, output=tmp_path / "again")
+    assert seen and all(rel.startswith("personas/") for rel in seen)
+    assert digest(tmp_path / "again") == digest(root / "site")

@@ -26,7 +26,6 @@ class CheckResult:
     config: Config
     derived: Derived
     problems: list[Problem]
-    records: RecordStore | None = None  # the converted files, for the next build
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -111,8 +110,8 @@ def spare_site(config: Config, out: Path) -> Path:
 def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
           jobs: int | None = None, problems_only: bool = False) -> CheckResult:
     """Load, validate and derive the portfolio under `root`; every problem, sorted. What the
-    cache folder holds is used in any case; with `cache` (builds), new lifetime fits are kept
-    there, and the converted record files come back in the result for `build` to keep
+    cache folder holds is used in any case; with `cache` (builds), the converted record files
+    and new lifetime fits are kept there, whether or not the records hold errors
     (`validate` writes nothing). Many files are read by `jobs` processes (default: one per
     core). With `problems_only`, the derived portfolio holds only what problems need (see
     derive)."""
@@ -127,13 +126,16 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     day = source_date(as_of, config.as_of)
     store = record_store(config)
     portfolio = load_portfolio(config, problems, jobs=jobs, store=store)
+    if cache:
+        store.save()
+    del store  # what it holds is kept pickled: let it go before the portfolio is derived
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config)
     derived = derive(portfolio, day, fits=fits, problems_only=problems_only)
     if cache:
         fits.save()
     problems.extend(derived.problems)
-    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), store)
+    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -173,8 +175,6 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     keep = reusable(derived, hashes, out)
     kept_rows = RowStore(derived, hashes)
     rows = kept_rows.cache()
-    if result.records is not None:
-        result.records.save()
     contacts, problems = len(derived.contacts), result.problems
     forget(config)  # a build killed after the swap must not leave a stale record behind
     compiled = CompiledTemplates(root / config.paths.cache, code_version())

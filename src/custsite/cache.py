@@ -261,6 +261,16 @@ Signature = tuple[int, int, int]  # a file's modification time (ns), size and in
 SETTLED_NS = 2_000_000_000  # the coarsest file system clock's tick (FAT: 2 s)
 
 
+Entry = tuple[str, bytes, Signature | None]
+
+
+def _unpickled(data: bytes) -> Any | None:
+    try:
+        return pickle.loads(data)  # signed by us (see RecordStore): made by this code
+    except Exception:
+        return None  # a class renamed by an edited checkout, say: converted afresh
+
+
 class RecordStore:
     """Converted record files by path and content hash, kept between builds: a warm build
     converts only the files that changed (reading YAML is most of a build's checks).
@@ -270,26 +280,30 @@ class RecordStore:
     portfolio, and one signed with any other key (say, a `.custsite-cache/` committed to a
     repository) is never unpickled. `key` names what the records were converted with (the
     code and custsite.yaml): a new key misses, and saving removes the others. Files are kept
-    in shards by path, so that after an edit only the shard of the edited file is written."""
+    in shards by path, so that after an edit only the shard of the edited file is written.
+    Each file's records are kept pickled on their own: the processes that convert files in a
+    cold build pickle them once, to send them, and those very bytes are kept (writing the
+    store is then copying bytes, instead of pickling the portfolio again in this process)."""
 
     PREFIX = "records-"
     SHARDS = 64
-    # Each entry: the file's content digest, what was made of it, and its settled signature.
+    # Each entry: the file's content digest, what was made of it (pickled), and its settled
+    # signature.
 
     def __init__(self, folder: Path, key: str) -> None:
         self.folder = folder
         self.path = folder / f"{self.PREFIX}{key[:24]}"
         self.secret: bytes | None = None
-        self.entries: dict[str, tuple[str, Any, Signature | None]] = self._read()
-        self.used: dict[str, tuple[str, Any, Signature | None]] = {}
+        self.entries: dict[str, Entry] = self._read()
+        self.used: dict[str, Entry] = {}
         self.changed: set[int] = set()  # shards with an entry added
 
     def _shard(self, rel: str) -> int:
         return int.from_bytes(hashlib.blake2b(rel.encode(), digest_size=2).digest(),
                               "big") % self.SHARDS
 
-    def _read(self) -> dict[str, tuple[str, Any, Signature | None]]:
-        found: dict[str, tuple[str, Any, Signature | None]] = {}
+    def _read(self) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
         shards = sorted(self.path.glob("*.pickle")) if self.path.is_dir() else []
         if not shards:
             return found
@@ -307,8 +321,10 @@ class RecordStore:
         found = self.entries.get(rel)
         if found is None or found[0] != digest:
             return None
-        self.used[rel] = found
-        return found[1]
+        value = _unpickled(found[1])
+        if value is not None:
+            self.used[rel] = found
+        return value
 
     def unchanged(self, rel: str, signature: Signature) -> Any | None:
         """What was kept for this path when the file had this signature, without reading
@@ -316,19 +332,24 @@ class RecordStore:
         found = self.entries.get(rel)
         if found is None or found[2] != signature:
             return None
-        self.used[rel] = found
-        return found[1]
+        value = _unpickled(found[1])
+        if value is not None:
+            self.used[rel] = found
+        return value
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
-             *, read_since: int = 0) -> None:
+             *, read_since: int = 0, pickled: bytes | None = None) -> None:
         """Keep `value` for this path's content. Given the file's `signature` (modification
         time, size, inode) and `read_since`, a time (ns) before the file was read, later
         builds trust the signature without reading the file again if it was last modified
         at least SETTLED_NS before that time: a file written twice within one tick of a
-        coarse file system clock (up to 2 s) keeps the same signature for other bytes."""
+        coarse file system clock (up to 2 s) keeps the same signature for other bytes.
+        `pickled` is `value` already pickled."""
         settled = signature if signature is not None and \
             0 < signature[0] < read_since - SETTLED_NS else None
-        self.used[rel] = (digest, value, settled)
+        if pickled is None:
+            pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self.used[rel] = (digest, pickled, settled)
         self.changed.add(self._shard(rel))
 
     def save(self) -> None:
@@ -339,7 +360,7 @@ class RecordStore:
         self.secret = self.secret or _secret()
         if self.secret is None:
             return
-        shards: dict[int, dict[str, tuple[str, Any, Signature | None]]] = {k: {} for k in changed}
+        shards: dict[int, dict[str, Entry]] = {k: {} for k in changed}
         for rel, entry in self.used.items():
             mine = shards.get(self._shard(rel))
             if mine is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import pickle
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -199,6 +200,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                 out[i] = replace(found, signature=current)
                 touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
+    pickled: dict[int, bytes] = {}
     jobs = cpu_count() if jobs is None else jobs
     if jobs > 1 and len(rest) >= MIN_PARALLEL_FILES and can_fork():
         # The validators fields.py imports when first used are imported before forking: once,
@@ -211,16 +213,22 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
             if todo[i][0].kind == "persona":
                 out[i] = load_file(todo[i][0], config, schema, todo[i][1])
         others = [i for i in rest if i not in out]
-        found = forked_map(lambda i: load_file(todo[i][0], config, schema, todo[i][1]),
+        # Each file's records come back pickled on their own: the store keeps these bytes.
+        found = forked_map(lambda i: pickle.dumps(load_file(todo[i][0], config, schema,
+                                                            todo[i][1]), pickle.HIGHEST_PROTOCOL),
                            others, jobs, cost=lambda i: todo[i][1][1] + FILE_COST)
-        out.update(zip(others, found, strict=True))
+        for i, data in zip(others, found, strict=True):
+            out[i] = pickle.loads(data)  # made by this code, in a forked process
+            pickled[i] = data
+        del found
     else:
         out.update((i, load_file(todo[i][0], config, schema, todo[i][1])) for i in rest)
     if store is not None:
         for i in (*rest, *touched):
             source, made = todo[i][0], out[i]
             if made.digest and source.kind != "persona":
-                store.keep(source.rel, made.digest, made, todo[i][1], read_since=started)
+                store.keep(source.rel, made.digest, made, todo[i][1], read_since=started,
+                           pickled=pickled.get(i))
     return [out[i] for i in range(len(todo))]
 
 
