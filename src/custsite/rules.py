@@ -84,7 +84,11 @@ class AllOf(Rule):
     rules: tuple[Rule, ...]
 
     def matches(self, values: Mapping[str, Any], as_of: dt.date) -> bool:
-        return all(r.matches(values, as_of) for r in self.rules)
+        # A loop, not all(...), which makes a generator per call: run 200,000 times at 10k.
+        for rule in self.rules:  # noqa: SIM110
+            if not rule.matches(values, as_of):
+                return False
+        return True
 
     def paths(self) -> set[str]:
         return set().union(*(r.paths() for r in self.rules))
@@ -95,7 +99,10 @@ class AnyOf(Rule):
     rules: tuple[Rule, ...]
 
     def matches(self, values: Mapping[str, Any], as_of: dt.date) -> bool:
-        return any(r.matches(values, as_of) for r in self.rules)
+        for rule in self.rules:  # noqa: SIM110 - see AllOf
+            if rule.matches(values, as_of):
+                return True
+        return False
 
     def paths(self) -> set[str]:
         return set().union(*(r.paths() for r in self.rules))
