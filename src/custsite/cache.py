@@ -296,6 +296,7 @@ class RecordStore:
         self.secret: bytes | None = None
         self.entries: dict[str, Entry] = self._read()
         self.used: dict[str, Entry] = {}
+        self.unpickled: dict[str, Any] = {}  # values kept without their bytes: pickled on save
         self.changed: set[int] = set()  # shards with an entry added
 
     def _shard(self, rel: str) -> int:
@@ -347,9 +348,11 @@ class RecordStore:
         `pickled` is `value` already pickled."""
         settled = signature if signature is not None and \
             0 < signature[0] < read_since - SETTLED_NS else None
-        if pickled is None:
-            pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        self.used[rel] = (digest, pickled, settled)
+        if pickled is None:  # pickled only if saved (`validate` never saves)
+            self.unpickled[rel] = value
+        else:
+            self.unpickled.pop(rel, None)
+        self.used[rel] = (digest, pickled or b"", settled)
         self.changed.add(self._shard(rel))
 
     def save(self) -> None:
@@ -361,6 +364,11 @@ class RecordStore:
         if self.secret is None:
             return
         shards: dict[int, dict[str, Entry]] = {k: {} for k in changed}
+        for rel, value in self.unpickled.items():
+            digest, _, settled = self.used[rel]
+            self.used[rel] = (digest, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL),
+                              settled)
+        self.unpickled = {}
         for rel, entry in self.used.items():
             mine = shards.get(self._shard(rel))
             if mine is not None:
