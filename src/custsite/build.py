@@ -88,13 +88,13 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def record_store(config: Config) -> RecordStore:
+def record_store(config: Config, *, keeping: bool = True) -> RecordStore:
     """The converted record files of the last build: they depend on custsite's code and
-    custsite.yaml too."""
+    custsite.yaml too. Not `keeping`: read only."""
     config_file = config.root / CONFIG_FILE
     key = hashlib.sha256(repr((code_version(), sys.version_info[:2], config_file.read_bytes()
                                if config_file.is_file() else b"")).encode()).hexdigest()
-    return RecordStore(config.root / config.paths.cache, key)
+    return RecordStore(config.root / config.paths.cache, key, keeping=keeping)
 
 
 SPARE_PREFIX = "site-"
@@ -124,10 +124,9 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
-    store = record_store(config)
+    store = record_store(config, keeping=cache)
     portfolio = load_portfolio(config, problems, jobs=jobs, store=store)
-    if cache:
-        store.save()
+    store.save()
     del store  # what it holds is kept pickled: let it go before the portfolio is derived
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config)

@@ -290,9 +290,10 @@ class RecordStore:
     # Each entry: the file's content digest, what was made of it (pickled), and its settled
     # signature.
 
-    def __init__(self, folder: Path, key: str) -> None:
+    def __init__(self, folder: Path, key: str, *, keeping: bool = True) -> None:
         self.folder = folder
         self.path = folder / f"{self.PREFIX}{key[:24]}"
+        self.keeping = keeping  # False: only read from (`validate` writes nothing)
         self.secret: bytes | None = None
         self.entries: dict[str, Entry] = self._read()
         self.used: dict[str, Entry] = {}
@@ -346,6 +347,8 @@ class RecordStore:
         at least SETTLED_NS before that time: a file written twice within one tick of a
         coarse file system clock (up to 2 s) keeps the same signature for other bytes.
         `pickled` is `value` already pickled."""
+        if not self.keeping:
+            return
         settled = signature if signature is not None and \
             0 < signature[0] < read_since - SETTLED_NS else None
         if pickled is None:  # pickled only if saved (`validate` never saves)
@@ -357,6 +360,8 @@ class RecordStore:
 
     def save(self) -> None:
         """Write the shards that changed (an entry added or gone); failures only log."""
+        if not self.keeping:
+            return
         changed = self.changed | {self._shard(rel) for rel in self.entries.keys() - self.used}
         if not changed:
             return

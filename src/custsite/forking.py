@@ -61,10 +61,28 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
     whichever process runs slower. Forked processes send their results back pickled, and
     this one takes them in between its own chunks: their pickling and its unpickling overlap
     the work."""
+    return _forked_map(func, items, jobs, cost, each_pickled=False)
+
+
+def forked_map_pickled(func: Callable[[T], R], items: Sequence[T], jobs: int,
+                       cost: Callable[[T], int]) -> list[tuple[R, bytes]]:
+    """`forked_map`, with each result also pickled on its own (to be kept, see
+    cache.RecordStore): a forked process sends those bytes, which this one unpickles as they
+    come; it pickles its own results. Each result is pickled once, in the process that made
+    it."""
+    return _forked_map(func, items, jobs, cost, each_pickled=True)
+
+
+def _pickled(result: object) -> bytes:
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int, cost: Callable[[T], int],
+                *, each_pickled: bool) -> list[Any]:
     ctx = multiprocessing.get_context("fork")
     count = max(jobs * CHUNKS_PER_PROCESS, -(-len(items) // MAX_CHUNK))
     bounds = _chunk_bounds([cost(item) for item in items], count)
-    chunks: list[list[R] | None] = [None] * (len(bounds) - 1)
+    chunks: list[list[Any] | None] = [None] * (len(bounds) - 1)
     taken = ctx.Value("i", 1)  # the next chunk left: the first is this process's
     readers: list[Connection] = []
     workers = []
@@ -72,7 +90,8 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
     try:
         for _ in range(jobs - 1):
             reader, writer = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_map_chunks, args=(func, items, bounds, taken, writer),
+            proc = ctx.Process(target=_map_chunks,
+                               args=(func, items, bounds, taken, writer, each_pickled),
                                daemon=True)
             start(proc)
             writer.close()
@@ -82,11 +101,12 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
         busy = set(range(len(readers)))
         k = 0
         while k < len(chunks):
-            chunks[k] = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
-            _take(inboxes, chunks, busy, wait=False)
+            mine = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
+            chunks[k] = [(r, _pickled(r)) for r in mine] if each_pickled else mine
+            _take(inboxes, chunks, busy, wait=False, each_pickled=each_pickled)
             k = _next(taken)
-        _take(inboxes, chunks, busy, wait=True)
-        results: list[R] = []
+        _take(inboxes, chunks, busy, wait=True, each_pickled=each_pickled)
+        results: list[Any] = []
         for found in chunks:
             assert found is not None  # each chunk was taken by some process, which sent it
             results.extend(found)
@@ -147,8 +167,8 @@ class _Inbox:
         return kind, payload
 
 
-def _take(inboxes: list[_Inbox], chunks: list[list[R] | None], busy: set[int], *,
-          wait: bool) -> None:
+def _take(inboxes: list[_Inbox], chunks: list[list[Any] | None], busy: set[int], *,
+          wait: bool, each_pickled: bool) -> None:
     """Take in the chunks the forked processes sent (all of them, until each is done, if
     `wait`)."""
     for k in sorted(busy):
@@ -156,7 +176,9 @@ def _take(inboxes: list[_Inbox], chunks: list[list[R] | None], busy: set[int], *
             kind, payload = message
             if kind == "chunk":
                 index, found = payload
-                chunks[index] = found
+                # Results pickled on their own: made by this code, in a process forked here.
+                chunks[index] = [(pickle.loads(data), data) for data in found] \
+                    if each_pickled else found
             elif kind == "done":
                 busy.discard(k)
                 break
@@ -165,10 +187,11 @@ def _take(inboxes: list[_Inbox], chunks: list[list[R] | None], busy: set[int], *
 
 
 def _map_chunks(func: Callable[[T], R], items: Sequence[T], bounds: list[int], taken: Any,
-                out: Connection) -> None:
+                out: Connection, each_pickled: bool) -> None:
     with reporting(out):
         while (k := _next(taken)) < len(bounds) - 1:
-            out.send(("chunk", (k, [func(item) for item in items[bounds[k]:bounds[k + 1]]])))
+            found: list[Any] = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
+            out.send(("chunk", (k, [_pickled(r) for r in found] if each_pickled else found)))
         out.send(("done", None))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import pickle
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,7 +21,7 @@ from .cache import RecordStore
 from .config import Config
 from .errors import Location, Problem, did_you_mean
 from .fields import ID_RE, Context, Field
-from .forking import can_fork, cpu_count, forked_map
+from .forking import can_fork, cpu_count, forked_map, forked_map_pickled
 from .model import (
     DIRECTED_KINDS,
     Customer,
@@ -213,14 +212,20 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
             if todo[i][0].kind == "persona":
                 out[i] = load_file(todo[i][0], config, schema, todo[i][1])
         others = [i for i in rest if i not in out]
-        # Each file's records come back pickled on their own: the store keeps these bytes.
-        found = forked_map(lambda i: pickle.dumps(load_file(todo[i][0], config, schema,
-                                                            todo[i][1]), pickle.HIGHEST_PROTOCOL),
-                           others, jobs, cost=lambda i: todo[i][1][1] + FILE_COST)
-        for i, data in zip(others, found, strict=True):
-            out[i] = pickle.loads(data)  # made by this code, in a forked process
-            pickled[i] = data
-        del found
+
+        def load(i: int) -> FileRecords:
+            return load_file(todo[i][0], config, schema, todo[i][1])
+
+        def cost(i: int) -> int:
+            return todo[i][1][1] + FILE_COST
+
+        if store is not None and store.keeping:
+            # Each file's records pickled on their own, once: the store keeps these bytes.
+            for i, (made, data) in zip(others, forked_map_pickled(load, others, jobs, cost),
+                                       strict=True):
+                out[i], pickled[i] = made, data
+        else:
+            out.update(zip(others, forked_map(load, others, jobs, cost), strict=True))
     else:
         out.update((i, load_file(todo[i][0], config, schema, todo[i][1])) for i in rest)
     if store is not None:
