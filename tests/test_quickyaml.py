@@ -144,7 +144,7 @@ NOISE = [": ", ":", "#", " #", "\t", "'", '"', "-", "- ", "|", ">", "\\", "\n", 
 COMMON = ["x", "Ada", "c-1", "2025-01-02", "a b", "12", "ada@example.com", "Zürich"]
 
 scalars = st.one_of(st.sampled_from(COMMON * 4 + TRICKY),
-                    st.text(st.sampled_from("ab :#-'\"[]{},|>\\é 0123456789.\n\t"),
+                    st.text(st.sampled_from("ab :#-'\"[]{},|>\\é 0123456789.\n\t\xa0\u3000😀"),
                             max_size=8))
 
 
