@@ -66,11 +66,16 @@ def _dependency(derived: Derived) -> Callable[[str], str]:
     digests = derived.portfolio.digests
 
     def shown(contact: Contact) -> list[tuple[str, object]]:
-        """The contact's fields, its interactions named by file content and id rather than
-        written out (the repr of 100,000 interactions was most of the hashing)."""
-        return [(name, tuple((i.path, i.id, digests.get(i.path) or repr(i)) for i in value)
-                 if name in INTERACTION_FIELDS else value)
-                for name, value in vars(contact).items()]
+        """The contact's fields, its interactions named by id, and what they show by the
+        content of the files they are in, each file once, rather than written out (the repr
+        of 100,000 interactions was most of the hashing): an interaction is what its file
+        says of it, so the same ids from files with the same paths and contents show the
+        same."""
+        state = vars(contact)
+        files = {(i.path, digests.get(i.path) or repr(i))
+                 for name in INTERACTION_FIELDS for i in state[name]}
+        return [*((name, tuple([i.id for i in value]) if name in INTERACTION_FIELDS else value)
+                  for name, value in state.items()), ("files", sorted(files))]
 
     def of(key: str) -> str:
         found = known.get(key)
