@@ -69,6 +69,7 @@ def _read(text: str, path: str, first_line: int) -> YNode:
         raise _Outside
     stack: list[_Open] = []
     top: _Open | None = None
+    lines: list[str] | None = None  # the text's lines, split once for its first `|` block
     count = 0
     n = -1
     while n + 1 < total:
@@ -144,7 +145,8 @@ def _read(text: str, path: str, first_line: int) -> YNode:
         at = col + len(key) + len(sep)
         value: YNode
         if rest[0] == "|":
-            value, n = _literal(text, n, rest, top[0], path, line, at)
+            lines = lines if lines is not None else text.split("\n")
+            value, n = _literal(lines, n, rest, top[0], path, line, at)
         else:
             value = _scalar(rest, path, line, at)
         if isinstance(value, YMap):
@@ -246,14 +248,13 @@ def _flow_map(rest: str, path: str, line: int, col: int) -> YMap:
     return YMap(tuple(items), path, line, col + 1)
 
 
-def _literal(text: str, n: int, header: str, parent: int, path: str, line: int,
+def _literal(lines: list[str], n: int, header: str, parent: int, path: str, line: int,
              col: int) -> tuple[YScalar, int]:
     """`|` or `|-` on line `n` with the lines below it, more indented than the mapping
     holding it (`parent`); the index of its last line."""
     header = header.rstrip(" ")
     if header not in ("|", "|-"):
         raise _Outside  # folding, keeping, explicit indentation, a comment
-    lines = text.split("\n")  # rare enough to split the text once more
     body: list[str] = []
     indent = last = -1
     at = n + 1
