@@ -46,7 +46,7 @@ def rendered_notes(config: Config) -> NoteStore:
     """The cache of notes converted by Python-Markdown and the sanitiser, read from the cache
     folder: the notes `markdown_to_html` makes the short way are cheaper to make than to
     look up, and never reach it."""
-    return note_store(config, lambda text: converted(text), notes_version())
+    return note_store(config, converted, notes_version())
 
 
 def money(amount: Decimal | int | None, currency: str = "") -> str:

@@ -200,6 +200,10 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                 touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
     pickled: dict[int, bytes] = {}
+
+    def load(i: int) -> FileRecords:
+        return load_file(todo[i][0], config, schema, todo[i][1])
+
     jobs = cpu_count() if jobs is None else jobs
     if jobs > 1 and len(rest) >= MIN_PARALLEL_FILES and can_fork():
         # The validators fields.py imports when first used are imported before forking: once,
@@ -210,11 +214,8 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
 
         for i in rest:
             if todo[i][0].kind == "persona":
-                out[i] = load_file(todo[i][0], config, schema, todo[i][1])
+                out[i] = load(i)
         others = [i for i in rest if i not in out]
-
-        def load(i: int) -> FileRecords:
-            return load_file(todo[i][0], config, schema, todo[i][1])
 
         def cost(i: int) -> int:
             return todo[i][1][1] + FILE_COST
@@ -227,7 +228,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
         else:
             out.update(zip(others, forked_map(load, others, jobs, cost), strict=True))
     else:
-        out.update((i, load_file(todo[i][0], config, schema, todo[i][1])) for i in rest)
+        out.update((i, load(i)) for i in rest)
     if store is not None:
         for i in (*rest, *touched):
             source, made = todo[i][0], out[i]
