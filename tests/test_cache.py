@@ -15,6 +15,7 @@ import pytest
 from custsite import render
 from custsite.build import build
 from custsite.cache import NoteStore
+from custsite.errors import ValidationFailed
 
 from .conftest import ScratchFactory
 
@@ -249,6 +250,8 @@ def test_records_kept_by_someone_else_are_never_unpickled(scratch_portfolio: Scr
 
     for shard in shards.glob("*.pickle"):
         shard.write_bytes(b"\0" * 32 + pickle.dumps({"x": ("y", Exploit())}))
+    for kept in (root / ".custsite-cache").glob("memos-*.pickle"):  # the last build's memos
+        kept.write_bytes(b"\0" * 32 + pickle.dumps(Exploit()))
     seen.clear()
     build(root, output=tmp_path / "planted")
     assert not marker.exists() and len(seen) == 3
@@ -365,3 +368,54 @@ def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFa
     build(root, as_of=dt.date(2026, 6, 2))  # another day: something for the build to do
     assert digested == [b"name: Bob Stonex\n"]
     assert "Bob Stonex" in (root / "site/customers/bob/index.html").read_text()
+
+
+def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactory,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build starts from the last build's memos (see memos): after an edit, only the
+    edited file is converted and only its contact derived and hashed again, as in the dev
+    server; the memos are complete when the build returns, even after a build that failed."""
+    from custsite import derive, memos, reuse
+
+    root = scratch_portfolio({**FILES, "personas/p.md":
+                              "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
+    build(root)
+    (kept,) = (root / ".custsite-cache").glob("memos-*.pickle")
+    assert set(memos.load_memos(kept).files) == {
+        "records/customers/ann.md", "records/customers/bob.yaml",
+        "records/interactions/calls.yaml", "personas/p.md"}
+    seen = _converting(monkeypatch)
+    derived = _calls(monkeypatch, derive, "_base_contact", lambda customer: customer.id)
+    hashed = _calls(monkeypatch, reuse, "_hash", lambda key: key)
+    bob = root / "records/customers/bob.yaml"
+    bob.write_text("name: Bob Stoner\n")
+    build(root)
+    assert seen == ["records/customers/bob.yaml"]
+    assert derived == ["bob"]
+    assert "bob" in hashed and "ann" not in hashed
+    # A build with an error keeps what it read: the fix is the only file read next.
+    bob.write_text("name: [Bob\n")
+    with pytest.raises(ValidationFailed):
+        build(root)
+    seen.clear()
+    derived.clear()
+    bob.write_text("name: Bob Stonest\n")
+    build(root)
+    assert seen == ["records/customers/bob.yaml"] and derived == ["bob"]
+    assert "Bob Stonest" in (root / "site/customers/bob/index.html").read_text()
+
+
+def test_background_work_is_waited_for_and_its_failure_only_logged(tmp_path: Path) -> None:
+    from custsite.forking import Background
+
+    target = tmp_path / "made"
+    done = Background(lambda: target.write_text("yes"))
+    done.wait()
+    assert target.read_text() == "yes"
+
+    def fail() -> None:
+        raise RuntimeError("nothing to see")
+
+    failed = Background(fail)  # no traceback, no exception here
+    failed.wait()
+    failed.wait()  # waiting twice is harmless

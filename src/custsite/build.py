@@ -6,18 +6,22 @@ import datetime as dt
 import gc
 import hashlib
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .cache import RecordStore, fit_store
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
+from .forking import Background
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
+from .memos import BuildMemos, load_memos, memos_path, save_memos, verify
 from .output import prune_spares, write_site
+from .sources import discover
 from .validate import check_dates, load_portfolio
 
 
@@ -26,6 +30,9 @@ class CheckResult:
     config: Config
     derived: Derived
     problems: list[Problem]
+    # What this check made, kept for the next build's (builds only: see memos).
+    memos: BuildMemos | None = field(default=None, compare=False, repr=False)
+    read_since: int = 0  # a time (ns) before any file was read
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -88,13 +95,18 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def record_store(config: Config, *, keeping: bool = True) -> RecordStore:
-    """The converted record files of the last build: they depend on custsite's code and
-    custsite.yaml too. Not `keeping`: read only."""
+def conversion_key(config: Config) -> str:
+    """What converted records depend on besides their files: custsite's code and
+    custsite.yaml."""
     config_file = config.root / CONFIG_FILE
-    key = hashlib.sha256(repr((code_version(), sys.version_info[:2], config_file.read_bytes()
-                               if config_file.is_file() else b"")).encode()).hexdigest()
-    return RecordStore(config.root / config.paths.cache, key, keeping=keeping)
+    return hashlib.sha256(repr((code_version(), sys.version_info[:2], config_file.read_bytes()
+                                if config_file.is_file() else b"")).encode()).hexdigest()
+
+
+def record_store(config: Config, *, keeping: bool = True) -> RecordStore:
+    """The converted record files of the last build. Not `keeping`: read only."""
+    return RecordStore(config.root / config.paths.cache, conversion_key(config),
+                       keeping=keeping)
 
 
 SPARE_PREFIX = "site-"
@@ -124,17 +136,29 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
+    read_since = time.time_ns()  # every file is read after this
     store = record_store(config, keeping=cache)
-    portfolio = load_portfolio(config, problems, jobs=jobs, store=store)
+    sources = discover(config, problems)
+    # Builds start from the last build's memos (see memos); `validate` from nothing.
+    memos = load_memos(memos_path(config, store.key)) if cache else None
+    if memos is not None:
+        verify(memos, sources, config)
+    portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
+                               cache=memos.files if memos else None,
+                               memo=memos.assembled if memos else None)
+    if memos is not None:
+        store.retain({rel: made.digest for rel, made in memos.files.items()})
     store.save()
     del store  # what it holds is kept pickled: let it go before the portfolio is derived
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config)
-    derived = derive(portfolio, day, fits=fits, problems_only=problems_only)
+    derived = derive(portfolio, day, memos.derived if memos else None, fits=fits,
+                     problems_only=problems_only)
     if cache:
         fits.save()
     problems.extend(derived.problems)
-    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key))
+    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos,
+                       read_since)
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -166,28 +190,41 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     from .reuse import RowStore, page_hashes, remember_pages, reusable
 
     result = check(root, as_of=as_of, cache=True, jobs=jobs)
-    if result.failed(strict=strict):
-        raise ValidationFailed(result.problems)
-    notes = rendered_notes(result.config)
-    derived = with_changes(result)
-    hashes = page_hashes(derived)
-    keep = reusable(derived, hashes, out)
-    kept_rows = RowStore(derived, hashes)
-    rows = kept_rows.cache()
-    contacts, problems = len(derived.contacts), result.problems
-    forget(config)  # a build killed after the swap must not leave a stale record behind
-    compiled = CompiledTemplates(root / config.paths.cache, code_version())
-    pages = render_pages(derived, notes, jobs, keep, rows, compiled)
-    # From here on, only the rendering holds the portfolio: rendered in other processes, it
-    # is freed here (a third of the largest process's memory).
-    del derived, result
-    with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
-        spare = spare_site(config, out)
-        count = write_site(pages, out, root=root, spare=spare)
-    prune_spares(spare.parent, SPARE_PREFIX, keep=spare)
-    compiled.prune()
-    remember_pages(config, hashes, out)
-    kept_rows.save(rows)
-    notes.save()
-    remember(config, stamp, out, count, contacts, problems)
+    memos = result.memos
+    saving: Background | None = None
+    try:
+        failed = result.failed(strict=strict)
+        derived = with_changes(result)
+        hashes = {} if failed else page_hashes(derived, memos.pages if memos else None)
+        if memos is not None:  # written while this build renders (or reports its errors)
+            if failed:
+                memos.pages = {}
+            saving = save_memos(memos_path(config, conversion_key(config)), memos,
+                                result.read_since)
+            del memos
+        if failed:
+            raise ValidationFailed(result.problems)
+        notes = rendered_notes(result.config)
+        keep = reusable(derived, hashes, out)
+        kept_rows = RowStore(derived, hashes)
+        rows = kept_rows.cache()
+        contacts, problems = len(derived.contacts), result.problems
+        forget(config)  # a build killed after the swap must not leave a stale record behind
+        compiled = CompiledTemplates(root / config.paths.cache, code_version())
+        pages = render_pages(derived, notes, jobs, keep, rows, compiled)
+        # From here on, only the rendering holds the portfolio: rendered in other processes, it
+        # is freed here (a third of the largest process's memory).
+        del derived, result
+        with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
+            spare = spare_site(config, out)
+            count = write_site(pages, out, root=root, spare=spare)
+        prune_spares(spare.parent, SPARE_PREFIX, keep=spare)
+        compiled.prune()
+        remember_pages(config, hashes, out)
+        kept_rows.save(rows)
+        notes.save()
+        remember(config, stamp, out, count, contacts, problems)
+    finally:
+        if saving is not None:
+            saving.wait()  # the next build finds the memos complete
     return BuildResult(out, count, contacts, day, problems)

@@ -292,6 +292,7 @@ class RecordStore:
 
     def __init__(self, folder: Path, key: str, *, keeping: bool = True) -> None:
         self.folder = folder
+        self.key = key
         self.path = folder / f"{self.PREFIX}{key[:24]}"
         self.keeping = keeping  # False: only read from (`validate` writes nothing)
         self.secret: bytes | None = None
@@ -338,6 +339,14 @@ class RecordStore:
         if value is not None:
             self.used[rel] = found
         return value
+
+    def retain(self, kept: dict[str, str]) -> None:
+        """Keep the entries of these files (path: content digest) while their content is
+        the same: files a build took from elsewhere (see memos), not from here."""
+        for rel, digest in kept.items():
+            found = self.entries.get(rel)
+            if found is not None and found[0] == digest and rel not in self.used:
+                self.used[rel] = found
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
              *, read_since: int = 0, pickled: bytes | None = None) -> None:

@@ -6,10 +6,13 @@ method rather than `concurrent.futures`: an executor pickles every task and its 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import pickle
 import queue
+import sys
 import threading
 import traceback
 import warnings
@@ -20,6 +23,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 from .errors import CustsiteError, TemplateFailed
+
+log = logging.getLogger(__name__)
 
 # Chunks of the work per process: enough that a process slowed down (by another program on a
 # busy machine) leaves its part to the others, few enough that messages stay few; and at most
@@ -231,3 +236,42 @@ def raise_reported(kind: str, payload: Any) -> None:
     raise RuntimeError(f"a rendering process failed:\n{payload}")
 
 
+
+
+class Background:
+    """Work done by a forked process while this one goes on (where processes cannot be
+    forked: done at once, here). Whatever the work raises is only logged: it is work worth
+    doing, never what decides the outcome. `wait` before relying on what it made. Nothing of
+    the work is kept here: what it holds is this process's to let go of."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        self.pid: int | None = None
+        if not can_fork():
+            _quietly(work)
+            return
+        for stream in (sys.stdout, sys.stderr):  # else the child flushes them again
+            with contextlib.suppress(Exception):
+                stream.flush()
+        with warnings.catch_warnings():  # see start
+            warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                    message=r".*multi-threaded, use of fork\(\)")
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
+            try:
+                _quietly(work)
+            finally:
+                os._exit(0)
+        self.pid = pid
+
+    def wait(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+def _quietly(work: Callable[[], object]) -> None:
+    try:
+        work()
+    except Exception:
+        log.debug("background work failed", exc_info=True)

@@ -51,9 +51,17 @@ def _shown_everywhere(derived: Derived) -> str:
                  sorted((s.id, s.title) for s in derived.segments.values()))
 
 
-def _dependency(derived: Derived) -> Callable[[str], str]:
-    """The hash of a dependency key's content, made once per key."""
+# A contact's hash by id, with the contact, its organization's record and its last change it
+# was made of: the same objects next time (see memos) give the same hash.
+ContactHashes = dict[str, tuple[Contact, object, object, str]]
+
+
+def _dependency(derived: Derived, memo: ContactHashes) -> Callable[[str], str]:
+    """The hash of a dependency key's content, made once per key; contacts' are kept in
+    `memo` and taken from it while their inputs are the very same objects."""
     known: dict[str, str] = {}
+    before = dict(memo)
+    memo.clear()
 
     def persona(pid: str) -> object:
         found = derived.portfolio.personas.get(pid)
@@ -87,22 +95,35 @@ def _dependency(derived: Derived) -> Callable[[str], str]:
                 value = persona(key[8:])
             else:
                 contact = derived.contacts.get(key)
-                # Every list shows a contact with its organization's name.
-                org = derived.accounts.get(contact.customer.organization or "") \
-                    if contact is not None else None
-                value = None if contact is None else \
-                    (shown(contact), derived.changes.get(contact.customer.path),
-                     org.organization if org is not None else None)
+                if contact is not None:
+                    found = known[key] = _contact_hash(key, contact)
+                    return found
+                value = None
             found = known[key] = _hash(key, value)
         return found
+
+    def _contact_hash(key: str, contact: Contact) -> str:
+        # Every list shows a contact with its organization's name.
+        account = derived.accounts.get(contact.customer.organization or "")
+        org = account.organization if account is not None else None
+        change = derived.changes.get(contact.customer.path)
+        kept = before.get(key)
+        if kept is not None and kept[0] is contact and kept[1] is org and kept[2] == change:
+            digest = kept[3]
+        else:
+            digest = _hash(key, (shown(contact), change, org))
+        memo[key] = (contact, org, change, digest)
+        return digest
 
     return of
 
 
-def page_hashes(derived: Derived) -> dict[str, str]:
-    """The hash of what each contact's and organization's page shows, by page path."""
+def page_hashes(derived: Derived, memo: ContactHashes | None = None) -> dict[str, str]:
+    """The hash of what each contact's and organization's page shows, by page path. A
+    contact's own hash is taken from `memo` (the last build's) while the contact is the same
+    object, and `memo` is left with this build's."""
     everywhere = _shown_everywhere(derived)
-    of = _dependency(derived)
+    of = _dependency(derived, {} if memo is None else memo)
     out = {}
     for contact in derived.contacts.values():
         spec = customer_page(contact, derived)

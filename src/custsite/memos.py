@@ -1,0 +1,107 @@
+"""The last build's reading and derivation, kept for the next build.
+
+After an edit, most of a warm build was making again what the last one had made: 20,000
+converted files taken back from the record store one by one, the portfolio assembled and
+every contact derived anew, for one changed file. The dev server avoids this by keeping its
+`Session` memos in memory (validate.AssembleMemo, derive.DeriveMemo: results reused while
+their inputs are the very same objects). A build keeps the same memos in the cache folder,
+in one signed pickle (one, so that the objects they share stay shared when read back: the
+memos' identity checks hold), and the next build reads only the files that changed and
+derives only what they touch, exactly as the dev server does. The memos are written by a
+forked process while the build renders.
+
+A kept file is trusted by its signature (modification time, size, inode) only if that was
+settled when it was read, like the record store (see cache.SETTLED_NS); any other is read
+again and kept if its bytes are the same. Personas are always converted again (cheap: a few
+files; what they convert to may depend on other files) and kept if they convert the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .cache import SETTLED_NS, Signature, read_signed_pickle, write_signed
+from .config import Config
+from .derive import DeriveMemo
+from .forking import Background
+from .parse import content_digest
+from .records import customer_schema
+from .sources import SourceFile
+from .validate import AssembleMemo, FileCache, load_file, signature
+
+if TYPE_CHECKING:  # reuse imports rendering, which `validate` never loads
+    from .reuse import ContactHashes
+
+log = logging.getLogger(__name__)
+
+PREFIX = "memos-"
+
+
+@dataclass
+class BuildMemos:
+    files: FileCache = field(default_factory=dict)
+    assembled: AssembleMemo = field(default_factory=AssembleMemo)
+    derived: DeriveMemo = field(default_factory=DeriveMemo)
+    settled: frozenset[str] = frozenset()  # files whose signature was settled when read
+    pages: ContactHashes = field(default_factory=dict)  # see reuse.page_hashes
+
+
+def memos_path(config: Config, key: str) -> Path:
+    return config.root / config.paths.cache / f"{PREFIX}{key[:24]}.pickle"
+
+
+def load_memos(path: Path) -> BuildMemos:
+    """The memos kept at `path` (its name holds what they were made with: see
+    build.record_store); empty ones when there are none this user signed."""
+    found = read_signed_pickle(path)
+    return found if isinstance(found, BuildMemos) else BuildMemos()
+
+
+def _settled(sig: Signature, read_since: int) -> bool:
+    return 0 < sig[0] < read_since - SETTLED_NS
+
+
+def verify(memos: BuildMemos, sources: list[SourceFile], config: Config) -> None:
+    """Drop the kept files that cannot be trusted as they are (see the module's docstring);
+    those with the same content stay, as the same objects."""
+    schema = None
+    for source in sources:
+        kept = memos.files.get(source.rel)
+        if kept is None:
+            continue
+        current = signature(source.path)
+        if source.kind == "persona":
+            schema = schema or customer_schema(config)
+            again = load_file(source, config, schema, current)
+            memos.files[source.rel] = kept if again == kept else again
+        elif current != kept.signature:
+            del memos.files[source.rel]  # read again (or taken from the record store)
+        elif source.rel not in memos.settled:
+            data = None
+            with contextlib.suppress(OSError):
+                data = source.path.read_bytes()
+            if data is None or content_digest(data) != kept.digest:
+                del memos.files[source.rel]
+
+
+def save_memos(path: Path, memos: BuildMemos, read_since: int) -> Background:
+    """Keep the memos at `path`, written by a forked process (pickling a large portfolio takes
+    a second or two, which the build's rendering overlaps); `wait` on what is returned
+    before the build ends. `read_since`: a time (ns) before this build read any file."""
+    memos.settled = frozenset(rel for rel, made in memos.files.items()
+                              if _settled(made.signature, read_since))
+    for other in path.parent.glob(f"{PREFIX}*"):
+        if other != path:
+            other.unlink(missing_ok=True)
+
+    def write() -> None:
+        if not write_signed(path, lambda out: pickle.dump(memos, out,
+                                                          protocol=pickle.HIGHEST_PROTOCOL)):
+            log.debug("cannot keep the build memos at %s", path)
+
+    return Background(write)
