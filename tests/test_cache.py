@@ -387,12 +387,18 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     seen = _converting(monkeypatch)
     derived = _calls(monkeypatch, derive, "_base_contact", lambda customer: customer.id)
     hashed = _calls(monkeypatch, reuse, "_hash", lambda key: key)
+    figured = _calls(monkeypatch, render, "interaction_figures")  # the dashboard's
     bob = root / "records/customers/bob.yaml"
     bob.write_text("name: Bob Stoner\n")
     build(root)
     assert seen == ["records/customers/bob.yaml"]
     assert derived == ["bob"]
     assert "bob" in hashed and "ann" not in hashed
+    assert figured == []  # no interaction changed
+    calls = root / "records/interactions/calls.yaml"
+    calls.write_text(calls.read_text().replace("2026-01-12", "2026-01-13"))
+    build(root)
+    assert len(figured) == 1 and sorted(derived) == ["ann", "bob", "bob"]
     # A build with an error keeps what it read: the fix is the only file read next.
     bob.write_text("name: [Bob\n")
     with pytest.raises(ValidationFailed):

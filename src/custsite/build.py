@@ -186,7 +186,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     # Rendering is imported only by builds that render: `validate` and builds with nothing
     # to do start faster without Jinja and Markdown.
     from .parallel import render_pages
-    from .render import CompiledTemplates, rendered_notes
+    from .render import CompiledTemplates, kept_figures, rendered_notes
     from .reuse import RowStore, page_hashes, remember_pages, reusable
 
     result = check(root, as_of=as_of, cache=True, jobs=jobs)
@@ -196,7 +196,9 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         failed = result.failed(strict=strict)
         derived = with_changes(result)
         hashes = {} if failed else page_hashes(derived, memos.pages if memos else None)
+        figures = None if failed else kept_figures(memos.figures if memos else None, derived)
         if memos is not None:  # written while this build renders (or reports its errors)
+            memos.figures = figures
             if failed:
                 memos.pages = {}
             saving = save_memos(memos_path(config, conversion_key(config)), memos,
@@ -208,6 +210,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         keep = reusable(derived, hashes, out)
         kept_rows = RowStore(derived, hashes)
         rows = kept_rows.cache()
+        rows.figures = figures
         contacts, problems = len(derived.contacts), result.problems
         forget(config)  # a build killed after the swap must not leave a stale record behind
         compiled = CompiledTemplates(root / config.paths.cache, code_version())

@@ -242,14 +242,28 @@ def read_signed(path: Path, secret: bytes | None = None) -> memoryview | None:
 
 def read_signed_pickle(path: Path, secret: bytes | None = None) -> object:
     """The object `write_signed_pickle` kept; None when missing, not signed by this user's
-    key, or not loadable (a class renamed by an edited checkout, say)."""
-    payload = read_signed(path, secret)
-    if payload is None:
+    key, or not loadable (a class renamed by an edited checkout, say). The file is checked,
+    then unpickled, as it is read, never held in memory whole (the build memos are a tenth of
+    a large portfolio's memory): cache files are written by renaming new ones into place
+    (see write_bytes), so the file opened stays the one checked."""
+    secret = secret or _secret()
+    if secret is None:
         return None
     try:
-        return pickle.loads(payload)  # signed by us: made by this code
+        with path.open("rb") as data:
+            mac = data.read(MAC_SIZE)
+            signing = hmac.new(secret, digestmod="sha256")
+            while chunk := data.read(READ_CHUNK):
+                signing.update(chunk)
+            if not hmac.compare_digest(mac, signing.digest()):
+                return None
+            data.seek(MAC_SIZE)
+            return pickle.load(data)  # signed by us: made by this code
     except Exception:
         return None
+
+
+READ_CHUNK = 1 << 20
 
 
 def write_signed_pickle(path: Path, value: object) -> bool:

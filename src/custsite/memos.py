@@ -35,6 +35,7 @@ from .sources import SourceFile
 from .validate import AssembleMemo, FileCache, load_file, signature
 
 if TYPE_CHECKING:  # reuse imports rendering, which `validate` never loads
+    from .render import KeptFigures
     from .reuse import ContactHashes
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class BuildMemos:
     derived: DeriveMemo = field(default_factory=DeriveMemo)
     settled: frozenset[str] = frozenset()  # files whose signature was settled when read
     pages: ContactHashes = field(default_factory=dict)  # see reuse.page_hashes
+    figures: KeptFigures | None = None  # see render.kept_figures
 
 
 def memos_path(config: Config, key: str) -> Path:
@@ -74,7 +76,7 @@ def verify(memos: BuildMemos, sources: list[SourceFile], config: Config) -> None
         kept = memos.files.get(source.rel)
         if kept is None:
             continue
-        current = signature(source.path)
+        current = signature(source.file)
         if source.kind == "persona":
             schema = schema or customer_schema(config)
             again = load_file(source, config, schema, current)

@@ -138,6 +138,21 @@ def _root(path: str) -> str:
 Made = tuple[str, str, tuple[str, str] | None, Any]
 
 
+# The figures, with the interactions, build date and currency they were made from.
+KeptFigures = tuple[object, dt.date, str, InteractionFigures]
+
+
+def kept_figures(kept: KeptFigures | None, derived: Derived) -> KeptFigures:
+    """The dashboard's figures of the interactions: those `kept` while the interactions are
+    the very same objects (the dev server's, a build's memos) and the date and currency the
+    same."""
+    d = derived
+    if kept is None or kept[0] is not d.portfolio.interactions or \
+            kept[1:3] != (d.as_of, d.config.currency):
+        kept = (d.portfolio.interactions, d.as_of, d.config.currency, interaction_figures(d))
+    return kept
+
+
 class RowCache:
     """Table rows, facet rows and data records of contacts, and the figures of interactions,
     kept across the dev server's rebuilds.
@@ -155,8 +170,7 @@ class RowCache:
         self.facets: dict[str, tuple[dict[str, Any], str]] = {}
         # The facet values of the rows in `facets`, counted as rows come and go.
         self.facet_counts: dict[str, Counter[str]] = {name: Counter() for name, _ in FACETS}
-        # The figures, with the interactions, build date and currency they were made from.
-        self.figures: tuple[object, dt.date, str, InteractionFigures] | None = None
+        self.figures: KeptFigures | None = None
 
     def forget(self, ids: set[str]) -> None:
         for table in (self.html, self.records, self.json, self.csv):
@@ -264,12 +278,7 @@ class Renderer:
         return self.cache.facet_counts
 
     def figures(self) -> InteractionFigures:
-        d = self.derived
-        kept = self.cache.figures
-        if kept is None or kept[0] is not d.portfolio.interactions or \
-                kept[1:3] != (d.as_of, d.config.currency):
-            kept = self.cache.figures = (d.portfolio.interactions, d.as_of, d.config.currency,
-                                         interaction_figures(d))
+        kept = self.cache.figures = kept_figures(self.cache.figures, self.derived)
         return kept[3]
 
     def csv_columns(self) -> tuple[str, ...]:

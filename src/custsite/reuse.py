@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,9 @@ def reusable(derived: Derived, hashes: dict[str, str], output: Path) -> frozense
     before = data.get("pages")
     if not isinstance(before, dict):
         return frozenset()
+    top = os.fspath(output)
     return frozenset(path for path, digest in hashes.items()
-                     if before.get(path) == digest and (output / path).is_file())
+                     if before.get(path) == digest and os.path.isfile(os.path.join(top, path)))
 
 
 def remember_pages(config: Config, hashes: dict[str, str], output: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -98,9 +99,9 @@ class FileRecords:
 FileCache = dict[str, FileRecords]
 
 
-def signature(path: Path) -> tuple[int, int, int]:
+def signature(path: str | Path) -> tuple[int, int, int]:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return (0, 0, 0)
     return (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -115,7 +116,7 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
     """Read and convert one record file, alone; `known` is its signature when already read."""
     problems: list[Problem] = []
     ctx = config.context(problems)
-    current = known or signature(source.path)
+    current = known or signature(source.file)
     # A badly named file is still read, so that all its problems show in this run.
     valid_id = _check_id(source, ctx)
     doc = read_document(source.path, source.rel, problems)
@@ -163,7 +164,7 @@ def load_portfolio(config: Config, problems: list[Problem], *,
     for source in sources:
         cached = cache.get(source.rel)
         if cached is None or changed is None or source.rel in changed:
-            current = signature(source.path)
+            current = signature(source.file)
             if cached is None or cached.signature != current:
                 todo.append((source, current))
     for (source, _), found in zip(todo, read_files(config, todo, jobs, store), strict=True):
