@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from custsite import render
-from custsite.build import build
+from custsite.build import build, record_store
 from custsite.cache import NoteStore
+from custsite.config import load_config
 from custsite.errors import ValidationFailed
 
 from .conftest import ScratchFactory
@@ -381,7 +382,8 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
                               "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
     build(root)
     (kept,) = (root / ".custsite-cache").glob("memos-*.pickle")
-    assert set(memos.load_memos(kept).files) == {
+    config = load_config(root, [])
+    assert set(memos.load_memos(kept, record_store(config)).files) == {
         "records/customers/ann.md", "records/customers/bob.yaml",
         "records/interactions/calls.yaml", "personas/p.md"}
     seen = _converting(monkeypatch)
@@ -409,6 +411,15 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     build(root)
     assert seen == ["records/customers/bob.yaml"] and derived == ["bob"]
     assert "Bob Stonest" in (root / "site/customers/bob/index.html").read_text()
+    # The memos name the files the record store holds: without it they are no use.
+    for store in (root / ".custsite-cache").glob("records-*"):
+        shutil.rmtree(store)
+    seen.clear()
+    bob.write_text("name: Bob Stonier\n")
+    build(root)
+    assert sorted(seen) == ["personas/p.md", "records/customers/ann.md",
+                            "records/customers/bob.yaml", "records/interactions/calls.yaml"]
+    assert "Bob Stonier" in (root / "site/customers/bob/index.html").read_text()
 
 
 def test_background_work_is_waited_for_and_its_failure_only_logged(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ class CheckResult:
     # What this check made, kept for the next build's (builds only: see memos).
     memos: BuildMemos | None = field(default=None, compare=False, repr=False)
     read_since: int = 0  # a time (ns) before any file was read
+    stored: dict[str, str] = field(default_factory=dict, repr=False)  # see memos.save_memos
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -140,7 +141,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     store = record_store(config, keeping=cache)
     sources = discover(config, problems)
     # Builds start from the last build's memos (see memos); `validate` from nothing.
-    memos = load_memos(memos_path(config, store.key)) if cache else None
+    memos = load_memos(memos_path(config, store.key), store) if cache else None
     if memos is not None:
         verify(memos, sources, config)
     portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
@@ -149,6 +150,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     if memos is not None:
         store.retain({rel: made.digest for rel, made in memos.files.items()})
     store.save()
+    stored = store.digests()
     del store  # what it holds is kept pickled: let it go before the portfolio is derived
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config)
@@ -158,7 +160,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
         fits.save()
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos,
-                       read_since)
+                       read_since, stored)
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -202,7 +204,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
             if failed:
                 memos.pages = {}
             saving = save_memos(memos_path(config, conversion_key(config)), memos,
-                                result.read_since)
+                                result.read_since, result.stored)
             del memos
         if failed:
             raise ValidationFailed(result.problems)

@@ -355,12 +355,16 @@ class RecordStore:
         return value
 
     def retain(self, kept: dict[str, str]) -> None:
-        """Keep the entries of these files (path: content digest) while their content is
-        the same: files a build took from elsewhere (see memos), not from here."""
-        for rel, digest in kept.items():
-            found = self.entries.get(rel)
-            if found is not None and found[0] == digest and rel not in self.used:
-                self.used[rel] = found
+        """Keep the entries of these files (path: content digest), and only those, while
+        their content is the same: the files of the portfolio, which a build took from
+        here, or read, or from elsewhere (see memos)."""
+        self.used = {rel: found for rel, digest in kept.items()
+                     if (found := self.used.get(rel) or self.entries.get(rel)) is not None
+                     and found[0] == digest}
+
+    def digests(self) -> dict[str, str]:
+        """The content digest of each file kept (as saved, once saved)."""
+        return {rel: entry[0] for rel, entry in self.used.items()}
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
              *, read_since: int = 0, pickled: bytes | None = None) -> None:
