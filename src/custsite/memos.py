@@ -1,21 +1,20 @@
 """The last build's reading and derivation, kept for the next build.
 
-After an edit, most of a warm build was making again what the last one had made: 20,000
-converted files taken back from the record store one by one, the portfolio assembled and
-every contact derived anew, for one changed file. The dev server avoids this by keeping its
-`Session` memos in memory (validate.AssembleMemo, derive.DeriveMemo: results reused while
-their inputs are the very same objects). A build keeps the same memos in the cache folder,
-in one signed pickle (one, so that the objects they share stay shared when read back: the
-memos' identity checks hold), and the next build reads only the files that changed and
-derives only what they touch, exactly as the dev server does. The memos are written by a
-forked process while the build renders.
+After an edit, most of a warm build was making again what the last one had made: the
+portfolio assembled, every contact derived and its page hashed anew, for one changed file.
+The dev server avoids this by keeping its `Session` memos in memory (validate.AssembleMemo,
+derive.DeriveMemo: results reused while their inputs are the very same objects). A build
+keeps the same memos in the cache folder, in one signed pickle (one, so that the objects
+they share stay shared when read back: the memos' identity checks hold), which names the
+converted files the record store holds rather than repeating them; the next build reads
+only the files that changed and derives only what they touch, exactly as the dev server
+does. The memos are written by a forked process while the build renders.
 
 A kept file is trusted by its signature (modification time, size, inode) only if that was
 settled when it was read, like the record store (see cache.SETTLED_NS); any other is read
 again and kept if its bytes are the same. Personas are always converted again (cheap: a few
 files; what they convert to may depend on other files) and kept if they convert the same.
 """
-
 from __future__ import annotations
 
 import contextlib
