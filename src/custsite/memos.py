@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .cache import SETTLED_NS, RecordStore, Signature, read_signed, write_signed
 from .config import Config
-from .derive import DeriveMemo
+from .derive import Contact, DeriveMemo
 from .forking import Background
+from .frozen import replace
 from .parse import content_digest
 from .records import customer_schema
 from .sources import SourceFile
@@ -76,6 +77,24 @@ def _record(made: FileRecords, name: str, n: int) -> Any:
     return getattr(made, name)[n]
 
 
+def _replaced(before: Contact, changes: dict[str, Any]) -> Contact:
+    return replace(before, **changes)
+
+
+def _steps(derived: DeriveMemo) -> dict[int, tuple[Contact, dict[str, Any]]]:
+    """Each contact a step of derivation made from another (see derive._step), as that one
+    and the fields it changed: pickled so, the four generations a contact goes through take
+    little more than one."""
+    out: dict[int, tuple[Contact, dict[str, Any]]] = {}
+    for step in (derived.estimated, derived.matched, derived.final):
+        for before, _, after in step.values():
+            if after is not before:
+                was = vars(before)
+                out[id(after)] = (before, {k: v for k, v in vars(after).items()
+                                           if was.get(k) is not v})
+    return out
+
+
 class _Pickler(pickle.Pickler):
     """Pickles the memos with the converted files that the record store holds, and the
     records in them, named rather than written out: only what the memos add (contacts,
@@ -84,8 +103,10 @@ class _Pickler(pickle.Pickler):
     named once (`_Stored`, loaded through the store), each record once as its place in its
     file; later mentions of either are the pickle's own references."""
 
-    def __init__(self, out: BinaryIO, files: FileCache, stored: dict[str, str]) -> None:
+    def __init__(self, out: BinaryIO, memos: BuildMemos, stored: dict[str, str]) -> None:
         super().__init__(out, protocol=pickle.HIGHEST_PROTOCOL)
+        files = memos.files
+        self.steps = _steps(memos.derived)
         self.files: dict[int, _Stored] = {}
         self.records: dict[int, tuple[FileRecords, str, int]] = {}
         for rel, made in files.items():  # all alive while the memos are written
@@ -104,6 +125,9 @@ class _Pickler(pickle.Pickler):
         place = self.records.get(key)
         if place is not None:
             return (_record, place)
+        step = self.steps.get(key)
+        if step is not None:
+            return (_replaced, step)
         named = self.files.get(key)
         if named is not None:
             return (_same, (named,))
@@ -180,7 +204,7 @@ def save_memos(path: Path, memos: BuildMemos, read_since: int,
             other.unlink(missing_ok=True)
 
     def write() -> None:
-        if not write_signed(path, lambda out: _Pickler(out, memos.files, stored).dump(memos)):
+        if not write_signed(path, lambda out: _Pickler(out, memos, stored).dump(memos)):
             log.debug("cannot keep the build memos at %s", path)
 
     return Background(write)
