@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from custsite import render
-from custsite.build import build, record_store
+from custsite.build import build, check, record_store
 from custsite.cache import NoteStore
 from custsite.config import load_config
 from custsite.errors import ValidationFailed
@@ -191,6 +191,8 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
         ("records/interactions/calls.yaml", "2026-01-12", "2026-01-13"),
         ("records/interactions/calls.yaml", "a __quote__", "a __quote__ twice"),
         ("records/customers/cid.yaml", None, "name: Cid Ray\nreferred_by: ann\n"),
+        # No persona's member: the persona's page still says what share of all it holds.
+        ("records/customers/eve.yaml", None, "name: Eve Corp\nkind: company\n"),
         ("personas/p.md", "kind: person", "kind: company"),
         ("records/customers/cid.yaml", None, None),
         # An organization renamed: its page, and every list that shows its contacts.
@@ -215,6 +217,11 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
             assert "customers/bob/index.html" in rendered  # Ann's page does not show Bob
             assert "customers/ann/index.html" not in rendered
             assert "organizations/acme/index.html" not in rendered  # nor does Acme's
+            # Lists are made again if they show Bob; the others, and the 404 page, are kept.
+            stage = f"stages/{check(root).derived.contacts['bob'].stage}/index.html"
+            assert stage in rendered and "index.html" in rendered
+            assert set(rendered) & {"404.html", "segments/index.html",
+                                    "stages/customer/index.html"} == set()
         if rel == "records/customers/dee.yaml":
             assert "organizations/acme/index.html" in rendered
             assert "organizations/zeta/index.html" not in rendered

@@ -379,6 +379,8 @@ def test_incremental_site_equals_a_fresh_build(scratch_portfolio: ScratchFactory
     session.rebuild()
     steps: list[tuple[str, str | None, str | None]] = [
         ("records/customers/cid.yaml", "Cid Ray", "Cid Rayner"),
+        # Fits no persona, yet changes the share of all contacts each persona's page shows.
+        ("records/customers/fay.yaml", None, "name: Fay Corp\nkind: company\n"),
         ("records/customers/bob.yaml", "organization: acme", "organization: acme\nrole: ally"),
         ("records/organizations/acme.yaml", "ACME", "ACME Corp"),
         ("records/interactions/ann.yaml", "amount: 100", "amount: 250"),

@@ -26,7 +26,7 @@ from .derive import Derived, DeriveMemo, derive
 from .errors import Problem, Severity, TemplateFailed
 from .gitinfo import Change
 from .output import Page
-from .pages import INTERACTIONS, LIFETIME, PageSpec, customer_path
+from .pages import CONTACTS, INTERACTIONS, LIFETIME, PageSpec, customer_path
 from .render import DATA_FILES, Renderer, RowCache, environment, rendered_notes
 from .sources import Sources, discover, rediscover
 from .validate import AssembleMemo, FileCache, check_dates, load_portfolio, signature
@@ -144,6 +144,8 @@ def changed_keys(old: Derived, new: Derived) -> set[str] | None:
         keys.add(INTERACTIONS)
     if old.lifetime is not new.lifetime:  # fitted again (derive keeps it while it can)
         keys.add(LIFETIME)
+    if len(old.contacts) != len(new.contacts):
+        keys.add(CONTACTS)
     was, now = old.contacts, new.contacts
     keys.update(cid for cid in was.keys() | now.keys() if _differ(was.get(cid), now.get(cid)))
     for oid in old.accounts.keys() | new.accounts.keys():

@@ -24,6 +24,7 @@ from .model import STAGES, Interaction, Persona
 RECENT_ACTIVITY = 200
 INTERACTIONS = "interactions"  # the dependency key of pages that list interactions
 LIFETIME = "lifetime"  # ... and of the page of the lifetime model
+CONTACTS = "contacts"  # ... and of pages that show how many contacts there are
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 STAGE_DEFINITIONS = {
@@ -49,7 +50,7 @@ class PageSpec:
     # function, so that pages the dev server does not re-render cost nothing).
     twin: Callable[[], Any] | None = None
     # What the page shows: contact ids, "org:<id>", "persona:<id>", "segment:<id>",
-    # INTERACTIONS, LIFETIME; "*" for pages that summarise everything. The dev server
+    # INTERACTIONS, LIFETIME, CONTACTS; "*" for pages that summarise everything. The dev server
     # re-renders a page only when one changed.
     deps: frozenset[str] = frozenset({"*"})
 
@@ -258,23 +259,30 @@ def customer_page(c: Contact, derived: Derived) -> PageSpec:
                     deps=_customer_deps(c))
 
 
-def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Iterator[PageSpec]:
+def site_pages(derived: Derived, parts: Parts | None, *,
+               customers: bool = True) -> Iterator[PageSpec]:
     """Every page of the site, in a stable order; without `customers`, all but the page of
     each customer (the dev server asks for those of the contacts that changed only).
 
     Contexts and twins are functions: the dev server asks for every page's dependencies,
-    but makes the context only of the pages it re-renders.
+    but makes the context only of the pages it re-renders; without `parts`, the pages are
+    only for their paths and dependencies (see reuse.page_hashes).
     """
     contacts = derived.contacts
-    record = parts.record_json
+
+    def record(c: Contact) -> str:
+        assert parts is not None, "pages without parts are not rendered"
+        return parts.record_json(c)
+
     everyone = _by_name(contacts)
     rank = cache(lambda: {c.customer.id: i for i, c in enumerate(everyone)})
     # Made only if a page that shows them is rendered.
     stats = cache(lambda: {s.id: s for s in insights.persona_stats(derived)})
-    yield PageSpec("index.html", "index.html", partial(dashboard_context, derived, stats, parts))
+    yield PageSpec("index.html", "index.html",
+                   partial(dashboard_context, derived, stats, parts))  # type: ignore[arg-type]
 
     yield PageSpec("customers/index.html", "customers.html",
-                   partial(_customers_context, derived, everyone, parts),
+                   partial(_customers_context, derived, everyone, parts),  # type: ignore[arg-type]
                    twin=lambda: {"contacts": _rows(record, everyone)})
     if customers:
         for c in everyone:
@@ -309,7 +317,7 @@ def site_pages(derived: Derived, parts: Parts, *, customers: bool = True) -> Ite
         yield PageSpec(f"personas/{pid}/index.html", "persona.html",
                        partial(_persona_context, persona, stats, contacts,
                                _sorted_members(contacts, everyone, rank, matched)),
-                       deps=frozenset({f"persona:{pid}", *matched}))
+                       deps=frozenset({f"persona:{pid}", CONTACTS, *matched}))  # "x% of all"
 
     segments = list(derived.segments.values())
     yield PageSpec("segments/index.html", "segments.html", partial(dict, segments=segments),

@@ -50,8 +50,18 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
     renderer = Renderer(derived, rows, environment(derived.config, compiled, reload=False),
                         notes=notes)
     renderer.csv_columns()  # here, before any fork: kept CSV lines of other columns go
-    specs = _order([spec for spec in renderer.specs() if spec.path not in keep])
-    for path in sorted(keep):
+    specs: list[PageSpec] = []
+    kept: list[str] = []
+    for spec in renderer.specs():
+        # A list page and its JSON twin are kept together or made together.
+        if spec.path in keep and (spec.twin_path is None or spec.twin_path in keep):
+            kept.append(spec.path)
+            if spec.twin_path is not None:
+                kept.append(spec.twin_path)
+        else:
+            specs.append(spec)
+    specs = _order(specs)
+    for path in sorted(kept):
         yield Page(path, b"", kept=True)
     jobs = cpu_count() if jobs is None else max(1, jobs)
     lists = sum(spec.template != "customer.html" for spec in specs)

@@ -27,7 +27,16 @@ from .cache import read_json, read_signed_pickle, write_json, write_signed_pickl
 from .config import CONFIG_FILE, Config
 from .derive import Contact, Derived
 from .freshness import code_version, folder_id
-from .pages import customer_page, customer_path, organization_deps, organization_path
+from .pages import (
+    CONTACTS,
+    INTERACTIONS,
+    LIFETIME,
+    customer_page,
+    customer_path,
+    organization_deps,
+    organization_path,
+    site_pages,
+)
 from .parse import content_digest
 from .render import RowCache
 
@@ -94,6 +103,12 @@ def _dependency(derived: Derived, memo: ContactHashes) -> Callable[[str], str]:
                 value = derived.accounts.get(key[4:])
             elif key.startswith("persona:"):
                 value = persona(key[8:])
+            elif key.startswith("segment:"):
+                value = derived.segments.get(key[8:])
+            elif key == INTERACTIONS:  # what they show is their files' (see `shown`)
+                value = sorted(digests.items())
+            elif key == CONTACTS:
+                value = len(derived.contacts)
             else:
                 contact = derived.contacts.get(key)
                 if contact is not None:
@@ -132,6 +147,17 @@ def page_hashes(derived: Derived, memo: ContactHashes | None = None) -> dict[str
     for oid, account in derived.accounts.items():
         out[organization_path(oid)] = _hash(everywhere, sorted(
             of(key) for key in organization_deps(account)))
+    # The lists that name what they show (not "*": the dashboard, the customers table), and
+    # their JSON twins: a list of a segment, a stage or a persona whose members are the same.
+    # The model's page sums every buyer's estimates: made every time.
+    for spec in site_pages(derived, None, customers=False):
+        if "*" in spec.deps or LIFETIME in spec.deps or spec.path in out:
+            continue
+        digest = _hash(everywhere, spec.path, spec.template,
+                       sorted(of(key) for key in spec.deps))
+        out[spec.path] = digest
+        if spec.twin_path is not None:
+            out[spec.twin_path] = digest
     return out
 
 
