@@ -137,9 +137,9 @@ def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: Scr
     store = next(cache.glob("notes-*.pickle"))
     key = content_digest(b"Asked for a __quote__.")
     store.write_bytes(bytes(32) + pickle.dumps({key: "<script>alert(1)</script>"}))
-    rows = cache / "rows.pickle"
-    signed = rows.read_bytes()
-    rows.write_bytes(bytes(32) + signed[32:].replace(b"</td>", b"<script>x</script></td>"))
+    for rows in (cache / "rows").glob("*.pickle"):
+        signed = rows.read_bytes()
+        rows.write_bytes(bytes(32) + signed[32:].replace(b"</td>", b"<script>x</script></td>"))
     (root / "records/customers/bob.yaml").write_text(
         (root / "records/customers/bob.yaml").read_text() + "tags: [fresh]\n")
     build(root, output=tmp_path / "one")
@@ -385,22 +385,32 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     server; the memos are complete when the build returns, even after a build that failed."""
     from custsite import derive, memos, reuse
 
-    root = scratch_portfolio({**FILES, "personas/p.md":
+    root = scratch_portfolio({**FILES, "records/customers/cal.yaml": "name: Cal Ray\n",
+                              "personas/p.md":
                               "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
     build(root)
     (kept,) = (root / ".custsite-cache").glob("memos-*.pickle")
     config = load_config(root, [])
     assert set(memos.load_memos(kept, record_store(config)).files) == {
-        "records/customers/ann.md", "records/customers/bob.yaml",
+        "records/customers/ann.md", "records/customers/bob.yaml", "records/customers/cal.yaml",
         "records/interactions/calls.yaml", "personas/p.md"}
     seen = _converting(monkeypatch)
     derived = _calls(monkeypatch, derive, "_base_contact", lambda customer: customer.id)
     hashed = _calls(monkeypatch, reuse, "_hash", lambda key: key)
     figured = _calls(monkeypatch, render, "interaction_figures")  # the dashboard's
+    recorded: list[str] = []  # contacts' data records made (the others' are kept)
+    real_record = render.Renderer.record
+
+    def record(self: render.Renderer, contact: Any) -> Any:
+        recorded.append(contact.id)
+        return real_record(self, contact)
+
+    monkeypatch.setattr(render.Renderer, "record", record)
     bob = root / "records/customers/bob.yaml"
     bob.write_text("name: Bob Stoner\n")
     build(root)
     assert seen == ["records/customers/bob.yaml"]
+    assert set(recorded) == {"ann", "bob"}  # Ann's: the first, for the CSV file's columns
     assert derived == ["bob"]
     assert "bob" in hashed and "ann" not in hashed
     assert figured == []  # no interaction changed
@@ -425,7 +435,8 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     bob.write_text("name: Bob Stonier\n")
     build(root)
     assert sorted(seen) == ["personas/p.md", "records/customers/ann.md",
-                            "records/customers/bob.yaml", "records/interactions/calls.yaml"]
+                            "records/customers/bob.yaml", "records/customers/cal.yaml",
+                            "records/interactions/calls.yaml"]
     assert "Bob Stonier" in (root / "site/customers/bob/index.html").read_text()
 
 

@@ -143,10 +143,11 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     # Builds start from the last build's memos (see memos); `validate` from nothing.
     memos = load_memos(memos_path(config, store.key), store) if cache else None
     if memos is not None:
-        verify(memos, sources, config)
+        verify(memos, sources, config)  # what is left is as its file: not looked at again
     portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
                                cache=memos.files if memos else None,
-                               memo=memos.assembled if memos else None)
+                               memo=memos.assembled if memos else None,
+                               changed=set() if memos else None)
     if memos is not None:
         store.retain({rel: made.digest for rel, made in memos.files.items()})
     store.save()

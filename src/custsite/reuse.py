@@ -200,26 +200,39 @@ class RowStore:
     lines and facet rows (the customers table's filters), kept between builds with the hash
     of what the contact's page shows (see `page_hashes`), which covers what they show: after
     an edit, lists of 10,000 contacts and the data files are joined from kept pieces rather
-    than made again. The HTML goes into pages as it is, so the file is signed like the record
-    store (see cache.write_signed)."""
+    than made again. Kept in shards by contact, so that an edit rewrites the shard of the
+    contacts it changed, not all of them. The HTML goes into pages as it is, so the files are
+    signed like the record store (see cache.write_signed)."""
 
-    FILE = "rows.pickle"
+    FOLDER = "rows"
+    SHARDS = 16
+    TABLES = ("html", "json", "csv", "facets")
 
     def __init__(self, derived: Derived, hashes: dict[str, str]) -> None:
         config = derived.config
-        self.path = config.root / config.paths.cache / self.FILE
+        self.folder = config.root / config.paths.cache / self.FOLDER
         # By contact id, from the hashes of their pages.
         self.hashes = {cid: digest for cid in derived.contacts
                        if (digest := hashes.get(customer_path(cid))) is not None}
-        found = read_signed_pickle(self.path)
-        self.data: dict[str, Any] = found if isinstance(found, dict) else {}
+        self.shards: list[dict[str, Any]] = []
+        for k in range(self.SHARDS):
+            found = read_signed_pickle(self._path(k))
+            self.shards.append(found if isinstance(found, dict) else {})
+
+    def _path(self, k: int) -> Path:
+        return self.folder / f"{k:02d}.pickle"
+
+    def _shard(self, cid: str) -> int:
+        return int(content_digest(cid.encode())[:8], 16) % self.SHARDS
 
     def _kept(self, table: str) -> dict[str, Any]:
-        entries = self.data.get(table)
-        if not isinstance(entries, dict):
-            return {}
-        return {cid: value for cid, (digest, value) in entries.items()
-                if self.hashes.get(cid) == digest}
+        out: dict[str, Any] = {}
+        for shard in self.shards:
+            entries = shard.get(table)
+            if isinstance(entries, dict):
+                out.update((cid, value) for cid, (digest, value) in entries.items()
+                           if self.hashes.get(cid) == digest)
+        return out
 
     def cache(self) -> RowCache:
         """A row cache holding the kept pieces of contacts whose hash is the same."""
@@ -228,21 +241,27 @@ class RowStore:
         rows.csv.update(self._kept("csv"))
         for cid, facets in self._kept("facets").items():
             rows.add_facet_row(cid, facets)
-        columns = self.data.get("csv_columns")
+        columns = self.shards[0].get("csv_columns")
         rows.csv_columns = columns if isinstance(columns, tuple) else ()
         return rows
 
     def save(self, rows: RowCache) -> None:
-        """Keep the pieces of this build's contacts; nothing is written if all are the same."""
+        """Keep the pieces of this build's contacts; only the shards that changed are
+        written."""
         hashes = self.hashes
-
-        def table(entries: dict[str, Any]) -> dict[str, tuple[str, Any]]:
-            return {cid: (hashes[cid], value) for cid, value in entries.items() if cid in hashes}
-
-        data = {"html": table({cid: mine for cid, mine in rows.html.items() if mine}),
-                "json": table(rows.json), "csv": table(rows.csv), "facets": table(rows.facets),
-                "csv_columns": rows.csv_columns}
-        if data == self.data:
-            return
-        if write_signed_pickle(self.path, data):
-            self.data = data
+        shards: list[dict[str, Any]] = [{**{t: {} for t in self.TABLES},
+                                         "csv_columns": rows.csv_columns}
+                                        for _ in range(self.SHARDS)]
+        tables: dict[str, dict[str, Any]] = {
+            "html": {cid: mine for cid, mine in rows.html.items() if mine},
+            "json": rows.json, "csv": rows.csv, "facets": rows.facets}
+        for table, entries in tables.items():
+            for cid, value in entries.items():
+                if cid in hashes:
+                    shards[self._shard(cid)][table][cid] = (hashes[cid], value)
+        for k, data in enumerate(shards):
+            if data != self.shards[k] and write_signed_pickle(self._path(k), data):
+                self.shards[k] = data
+        old = self.folder.parent / "rows.pickle"  # one file, before shards
+        with contextlib.suppress(OSError):
+            old.unlink(missing_ok=True)
