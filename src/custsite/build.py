@@ -30,10 +30,12 @@ class CheckResult:
     config: Config
     derived: Derived
     problems: list[Problem]
-    # What this check made, kept for the next build's (builds only: see memos).
+    # What this check made, kept for the next build's (builds only: see memos), where, and
+    # what save_memos needs besides.
     memos: BuildMemos | None = field(default=None, compare=False, repr=False)
+    memos_path: Path | None = None
     read_since: int = 0  # a time (ns) before any file was read
-    stored: dict[str, str] = field(default_factory=dict, repr=False)  # see memos.save_memos
+    stored: dict[str, str] = field(default_factory=dict, repr=False)
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -141,7 +143,9 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     store = record_store(config, keeping=cache)
     sources = discover(config, problems)
     # Builds start from the last build's memos (see memos); `validate` from nothing.
-    memos = load_memos(memos_path(config, store.key), store) if cache else None
+    # The memos' path holds the key the records were converted with: the same custsite.yaml.
+    path = memos_path(config, store.key) if cache else None
+    memos = load_memos(path, store) if path is not None else None
     if memos is not None:
         verify(memos, sources, config)  # what is left is as its file: not looked at again
     portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
@@ -160,7 +164,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     if cache:
         fits.save()
     problems.extend(derived.problems)
-    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos,
+    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos, path,
                        read_since, stored)
 
 
@@ -197,15 +201,15 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     saving: Background | None = None
     try:
         failed = result.failed(strict=strict)
-        derived = with_changes(result)
+        derived = result.derived if failed else with_changes(result)  # git: for pages only
         hashes = {} if failed else page_hashes(derived, memos.pages if memos else None)
         figures = None if failed else kept_figures(memos.figures if memos else None, derived)
-        if memos is not None:  # written while this build renders (or reports its errors)
+        if memos is not None and result.memos_path is not None:
+            # Written while this build renders (or reports its errors).
             memos.figures = figures
             if failed:
                 memos.pages = {}
-            saving = save_memos(memos_path(config, conversion_key(config)), memos,
-                                result.read_since, result.stored)
+            saving = save_memos(result.memos_path, memos, result.read_since, result.stored)
             del memos
         if failed:
             raise ValidationFailed(result.problems)

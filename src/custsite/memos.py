@@ -18,14 +18,14 @@ files; what they convert to may depend on other files) and kept if they convert 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import pickle
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .cache import SETTLED_NS, RecordStore, Signature, read_signed, write_signed
+from .cache import SETTLED_NS, RecordStore, Signature, read_signed_pickle, write_signed
 from .config import Config
 from .derive import Contact, DeriveMemo
 from .forking import Background
@@ -46,6 +46,9 @@ PREFIX = "memos-"
 
 @dataclass
 class BuildMemos:
+    """What a build made that the next one can take while its inputs are the same objects
+    (the dev server keeps the same in a Session)."""
+
     files: FileCache = field(default_factory=dict)
     assembled: AssembleMemo = field(default_factory=AssembleMemo)
     derived: DeriveMemo = field(default_factory=DeriveMemo)
@@ -61,16 +64,21 @@ def memos_path(config: Config, key: str) -> Path:
 RECORD_FIELDS = ("customers", "organizations", "interactions", "personas")
 
 
-@dataclass(frozen=True)
-class _Stored:
-    """How the memos name a converted file the record store holds: by path and content."""
-
-    rel: str
-    digest: str
+# The record store the memos being read take their files from (see _stored).
+_LOADING: ContextVar[RecordStore | None] = ContextVar("custsite_memos_store", default=None)
 
 
-def _same(made: FileRecords) -> FileRecords:
-    return made
+class _Missing(Exception):
+    """The memos name a file the store no longer holds with that content."""
+
+
+def _stored(rel: str, digest: str) -> FileRecords:
+    """A converted file the memos name, from the record store they are read with."""
+    store = _LOADING.get()
+    found = store.get(rel, digest) if store is not None else None
+    if not isinstance(found, FileRecords):
+        raise _Missing(rel)
+    return found
 
 
 def _record(made: FileRecords, name: str, n: int) -> Any:
@@ -100,25 +108,23 @@ class _Pickler(pickle.Pickler):
     records in them, named rather than written out: only what the memos add (contacts,
     indexes, hashes) is written, a few megabytes at 10,000 contacts instead of the whole
     portfolio again (which took as much memory again in the process writing it). A file is
-    named once (`_Stored`, loaded through the store), each record once as its place in its
-    file; later mentions of either are the pickle's own references."""
+    named once (by path and content, taken from the store when read), each record once as
+    its place in its file; later mentions of either are the pickle's own references. (Not
+    persistent ids: those are asked of every object pickled, which took twice the time.)"""
 
     def __init__(self, out: BinaryIO, memos: BuildMemos, stored: dict[str, str]) -> None:
         super().__init__(out, protocol=pickle.HIGHEST_PROTOCOL)
         files = memos.files
         self.steps = _steps(memos.derived)
-        self.files: dict[int, _Stored] = {}
+        self.files: dict[int, tuple[str, str]] = {}
         self.records: dict[int, tuple[FileRecords, str, int]] = {}
         for rel, made in files.items():  # all alive while the memos are written
             if not made.digest or stored.get(rel) != made.digest:
                 continue
-            self.files[id(made)] = _Stored(rel, made.digest)
+            self.files[id(made)] = (rel, made.digest)
             for name in RECORD_FIELDS:
                 for n, record in enumerate(getattr(made, name)):
                     self.records[id(record)] = (made, name, n)
-
-    def persistent_id(self, obj: Any) -> _Stored | None:
-        return obj if type(obj) is _Stored else None
 
     def reducer_override(self, obj: Any) -> Any:
         key = id(obj)
@@ -130,37 +136,19 @@ class _Pickler(pickle.Pickler):
             return (_replaced, step)
         named = self.files.get(key)
         if named is not None:
-            return (_same, (named,))
+            return (_stored, named)
         return NotImplemented
-
-
-class _Missing(Exception):
-    """The memos name a file the store no longer holds with that content."""
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: BinaryIO, store: RecordStore) -> None:
-        super().__init__(data)
-        self.store = store
-
-    def persistent_load(self, pid: Any) -> FileRecords:
-        found = self.store.get(pid.rel, pid.digest) if isinstance(pid, _Stored) else None
-        if not isinstance(found, FileRecords):
-            raise _Missing(pid)
-        return found
 
 
 def load_memos(path: Path, store: RecordStore) -> BuildMemos:
     """The memos kept at `path` (its name holds what they were made with: see
     build.conversion_key), with the files they name taken from `store`; empty ones when
     there are none this user signed, or the store no longer holds a file they name."""
-    payload = read_signed(path)
-    if payload is None:
-        return BuildMemos()
+    token = _LOADING.set(store)
     try:
-        found = _Unpickler(io.BytesIO(payload), store).load()  # signed by us: our code's
-    except Exception:  # _Missing, or a class renamed by an edited checkout, say
-        return BuildMemos()
+        found = read_signed_pickle(path)  # _Missing: None
+    finally:
+        _LOADING.reset(token)
     return found if isinstance(found, BuildMemos) else BuildMemos()
 
 

@@ -1,5 +1,4 @@
-"""Contacts' and organizations' pages kept from the previous build when nothing they show
-has changed.
+"""Pages kept from the previous build when nothing they show has changed.
 
 Most of a build after an edit is rendering the page of every contact again, though the edit
 changed a few of them. A contact's page shows the contact itself and the records its
@@ -10,8 +9,10 @@ the templates, the date, the segments' titles, the lifetime model), and keeps in
 folder the hash of each page with the identity of the output folder it wrote. The next build
 links the pages whose hash is the same from that folder instead of rendering them, and only
 if that folder is still the one it wrote (tests/test_cache.py builds warm after edits and
-cold, and compares the trees). The list pages, which show every contact, are rendered always,
-but from the table rows and data records of contacts kept with the same hash (`RowStore`).
+cold, and compares the trees). The lists that name what they show (a segment's, a stage's,
+a persona's members, the organizations) are kept the same way; those that show every contact
+(the customers table, the dashboard, the data files) are rendered always, but from the table
+rows and data records of contacts kept with the same hash (`RowStore`).
 """
 
 from __future__ import annotations
