@@ -88,6 +88,7 @@ def test_parse_yaml_takes_the_short_way_and_the_long_one() -> None:
 
 OUTSIDE = [
     "a: 1\na: 2\n",  # duplicate key: reported by PyYAML's path
+    "a: :: x\n", "a: -: x\n",  # ": " right after an indicator: an error (found by Hypothesis)
     "a:\nb: 1\n",  # an empty value
     "a: |\n  no line break after it",
     "a: >\n  folded\n",

@@ -22,8 +22,9 @@ from .ynodes import MAX_DEPTH, MAX_NODES, STR_TAG, YMap, YNode, YScalar, YSeq
 # mark, and "\r" (decode normalises line ends): any of them and the file goes to PyYAML.
 _UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                       "\U00010000-\U0010ffff]")
-# A plain scalar in block context: no indicator first, no ": " or " #" inside, no ":" last.
-_PLAIN = (r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s,\[\]{}#])"
+# A plain scalar in block context: no indicator first, no ": " or " #" inside, no ":" last
+# (an indicator starts one only before a character that is not ":" either: "-: x", ":: x").
+_PLAIN = (r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s,\[\]{}#:])"
           r"(?:[^:#\n]|:(?! |$)|(?<! )#)*(?<![ :])")
 # Every line: its indentation, a list entry's dash with the spaces after it, a key with its
 # colon and spaces, then the value: a double-quoted text without escapes, a plain text, or
