@@ -276,6 +276,12 @@ Signature = tuple[int, int, int]  # a file's modification time (ns), size and in
 SETTLED_NS = 2_000_000_000  # the coarsest file system clock's tick (FAT: 2 s)
 
 
+def settled(signature: Signature | None, read_since: int) -> bool:
+    """Whether a file with this signature, read after `read_since` (ns), was last modified
+    at least SETTLED_NS before: only then does the same signature mean the same bytes."""
+    return signature is not None and 0 < signature[0] < read_since - SETTLED_NS
+
+
 Entry = tuple[str, bytes, Signature | None]
 
 
@@ -377,13 +383,12 @@ class RecordStore:
         `pickled` is `value` already pickled."""
         if not self.keeping:
             return
-        settled = signature if signature is not None and \
-            0 < signature[0] < read_since - SETTLED_NS else None
+        trusted = signature if settled(signature, read_since) else None
         if pickled is None:  # pickled only if saved (`validate` never saves)
             self.unpickled[rel] = value
         else:
             self.unpickled.pop(rel, None)
-        self.used[rel] = (digest, pickled or b"", settled)
+        self.used[rel] = (digest, pickled or b"", trusted)
         self.changed.add(self._shard(rel))
 
     def save(self) -> None:
@@ -398,9 +403,9 @@ class RecordStore:
             return
         shards: dict[int, dict[str, Entry]] = {k: {} for k in changed}
         for rel, value in self.unpickled.items():
-            digest, _, settled = self.used[rel]
+            digest, _, trusted = self.used[rel]
             self.used[rel] = (digest, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL),
-                              settled)
+                              trusted)
         self.unpickled = {}
         for rel, entry in self.used.items():
             mine = shards.get(self._shard(rel))

@@ -40,13 +40,20 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def start(proc: BaseProcess) -> None:
-    """Start a forked process. Python 3.12+ warns when a process with threads forks: here the
-    threads are idle pools of numeric libraries (OpenBLAS, after the lifetime fit) or the
-    dev server's, which the child never uses; it only runs our own code."""
+@contextmanager
+def _forking() -> Iterator[None]:
+    """Python 3.12+ warns when a process with threads forks: here the threads are idle pools
+    of numeric libraries (OpenBLAS, after the lifetime fit) or the dev server's, which the
+    child never uses; it only runs our own code."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning,
                                 message=r".*multi-threaded, use of fork\(\)")
+        yield
+
+
+def start(proc: BaseProcess) -> None:
+    """Start a forked process (see _forking)."""
+    with _forking():
         proc.start()
 
 
@@ -252,9 +259,7 @@ class Background:
         for stream in (sys.stdout, sys.stderr):  # else the child flushes them again
             with contextlib.suppress(Exception):
                 stream.flush()
-        with warnings.catch_warnings():  # see start
-            warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                    message=r".*multi-threaded, use of fork\(\)")
+        with _forking():
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:

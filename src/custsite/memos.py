@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .cache import SETTLED_NS, RecordStore, Signature, read_signed_pickle, write_signed
+from .cache import RecordStore, read_signed_pickle, settled, write_signed
 from .config import Config
 from .derive import Contact, DeriveMemo
 from .forking import Background
@@ -152,10 +152,6 @@ def load_memos(path: Path, store: RecordStore) -> BuildMemos:
     return found if isinstance(found, BuildMemos) else BuildMemos()
 
 
-def _settled(sig: Signature, read_since: int) -> bool:
-    return 0 < sig[0] < read_since - SETTLED_NS
-
-
 def verify(memos: BuildMemos, sources: list[SourceFile], config: Config) -> None:
     """Drop the kept files that cannot be trusted as they are (see the module's docstring);
     those with the same content stay, as the same objects."""
@@ -186,7 +182,7 @@ def save_memos(path: Path, memos: BuildMemos, read_since: int,
     build read any file; `stored`: the content digest of each file the record store holds,
     as saved (those are named, not written: see _Pickler)."""
     memos.settled = frozenset(rel for rel, made in memos.files.items()
-                              if _settled(made.signature, read_since))
+                              if settled(made.signature, read_since))
     for other in path.parent.glob(f"{PREFIX}*"):
         if other != path:
             other.unlink(missing_ok=True)
