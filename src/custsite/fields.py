@@ -444,6 +444,11 @@ def any_scalar(node: YNode, ctx: Context, key: str) -> str | Invalid:
     return loose_text(node, ctx, key)
 
 
+# The converters that give a quoted scalar's text as written and report nothing (see _text):
+# most notes are quoted, and are taken so without a call (see quickrecords).
+AS_WRITTEN: frozenset[Converter] = frozenset({text, loose_text, strict_text, any_scalar})
+
+
 @described({"type": "object",
             "additionalProperties": {"anyOf": [STRING, {"type": "array", "items": STRING}]}})
 def string_mapping(node: YNode, ctx: Context, key: str) -> dict[str, Any] | Invalid:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -197,8 +198,15 @@ def split_front_matter(text: str, path: str,
     return None
 
 
-def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | None:
-    """Read and parse one record file (`.yaml`/`.yml` or `.md`)."""
+class Text(NamedTuple):
+    """A record file's text, and the digest of the bytes it was decoded from."""
+
+    text: str
+    digest: str
+
+
+def read_text(file: Path, rel: str, problems: list[Problem]) -> Text | None:
+    """A record file's text; None (and a problem) when it cannot be read as text."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded
@@ -212,8 +220,17 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
                                 f"cannot read the file: {exc.strerror}"))
         return None
     text = decode(data, rel, problems)
-    if text is None:
+    return None if text is None else Text(text, content_digest(data))
+
+
+def read_document(file: Path, rel: str, problems: list[Problem],
+                  read: Text | None = None) -> Document | None:
+    """Read and parse one record file (`.yaml`/`.yml` or `.md`); `read` is its text when
+    already read."""
+    read = read or read_text(file, rel, problems)
+    if read is None:
         return None
+    text, digest = read
     if file.suffix == ".md":
         parts = split_front_matter(text, rel, problems)
         if parts is None:
@@ -222,8 +239,7 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
         root = parse_yaml(front, rel, line_offset=1, problems=problems)
         if root is None and not front.strip():
             root = YMap((), rel, 1, 1)
-        return Document(rel, root, body, body_line, content_digest(data)) \
-            if root is not None else None
+        return Document(rel, root, body, body_line, digest) if root is not None else None
     before = len(problems)
     root = parse_yaml(text, rel, problems=problems)
     if root is None:
@@ -231,4 +247,4 @@ def read_document(file: Path, rel: str, problems: list[Problem]) -> Document | N
             problems.append(problem(Location(rel, 1, 1), "missing-field",
                                     "the file is empty; expected the record's fields"))
         return None
-    return Document(rel, root, None, 0, content_digest(data))
+    return Document(rel, root, None, 0, digest)

@@ -20,7 +20,7 @@ from .ynodes import MAX_DEPTH, MAX_NODES, STR_TAG, YMap, YNode, YScalar, YSeq
 
 # Characters libyaml reads as line breaks or refuses, tabs (indentation rules), a byte order
 # mark, and "\r" (decode normalises line ends): any of them and the file goes to PyYAML.
-_UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                       "\U00010000-\U0010ffff]")
 # A plain scalar in block context: no indicator first, no ": " or " #" inside, no ":" last
 # (an indicator starts one only before a character that is not ":" either: "-: x", ":: x").
@@ -29,7 +29,7 @@ _PLAIN = (r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s,\[\]{}#:])"
 # Every line: its indentation, a list entry's dash with the spaces after it, a key with its
 # colon and spaces, then the value: a double-quoted text without escapes, a plain text, or
 # anything else (left to `_scalar`).
-_LINE = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_-]*)(:(?: +|$)))?"
+LINE = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_-]*)(:(?: +|$)))?"
                    r'(?:(")([^"\\\n]*)" *|(' + _PLAIN + r') *|(.*))$', re.M)
 _PLAIN_VALUE = re.compile(_PLAIN + "$")
 # Inside a flow collection: neither "," nor brackets nor ":" nor "#", nor quotes.
@@ -45,7 +45,7 @@ class _Outside(Exception):
 
 def parse(text: str, path: str, line_offset: int = 0) -> YNode | None:
     """The YNode tree of a block mapping or list of the common shape; None for any other."""
-    if _UNUSUAL.search(text):
+    if UNUSUAL.search(text):
         return None
     try:
         return _read(text, path, line_offset + 1)
@@ -64,7 +64,7 @@ def _read(text: str, path: str, first_line: int) -> YNode:
     """One pass over the lines with a stack of open blocks: no recursion and, for the most
     frequent line (`key: value` in the mapping being read), a handful of operations; this is
     the hot loop of reading a portfolio."""
-    tokens = _LINE.findall(text)
+    tokens = LINE.findall(text)
     total = len(tokens)
     if total != text.count("\n") + 1:
         raise _Outside

@@ -9,6 +9,7 @@ from . import fields as f
 from .config import Config
 from .errors import Locs
 from .fields import Field
+from .frozen import make
 from .model import (
     CONTACT_CHANNELS,
     INTERACTION_KINDS,
@@ -210,14 +211,20 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
             ctx.report(locs.get("customer") or locs["customers"], "missing-field",
                        "an interaction needs at least one customer id")
         return None
-    rid = values.pop("id", None) or default_id
     # Each referenced id keeps its own position, for the cross-record reference checks.
     if "customers" in given and isinstance(node, YMap):
         seq = node.get("customers")
         if isinstance(seq, YSeq):
             locs = locs.extended([f"customers.{i}" for i in range(len(seq.items))],
                                  [n for item in seq.items for n in (item.line, item.col)])
-    return Interaction(id=rid, path=doc.path, locs=locs, customers=customers, **values)
+    return interaction(values, locs, doc.path, customers, default_id)
+
+
+def interaction(values: dict[str, Any], locs: Locs, path: str, customers: tuple[str, ...],
+                default_id: str) -> Interaction:
+    """The interaction of these converted fields (less its customers, given apart)."""
+    rid = values.pop("id", None) or default_id
+    return make(Interaction, id=rid, path=path, locs=locs, customers=customers, **values)
 
 
 def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interaction]:

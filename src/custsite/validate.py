@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from . import records
+from . import quickrecords, records
 from .cache import RecordStore
 from .config import Config
 from .errors import Location, Problem, did_you_mean
@@ -34,7 +34,7 @@ from .model import (
     dated_until,
     same_objects,
 )
-from .parse import content_digest, read_document
+from .parse import content_digest, read_document, read_text
 from .sources import SourceFile, discover
 
 R = TypeVar("R", bound=Record)
@@ -119,9 +119,18 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
     current = known or signature(source.file)
     # A badly named file is still read, so that all its problems show in this run.
     valid_id = _check_id(source, ctx)
-    doc = read_document(source.path, source.rel, problems)
+    read = read_text(source.path, source.rel, problems)
+    quick = quickrecords.interactions(read.text, source.rel, source.stem, ctx) \
+        if read is not None and source.kind == "interaction" and source.rel[-3:] != ".md" \
+        else None
+    doc = read_document(source.path, source.rel, problems, read) \
+        if read is not None and quick is None else None
     found: dict[str, Any] = {}
-    if doc is not None and doc.root is not None:
+    if quick is not None:
+        found["interactions"] = tuple(quick)
+        for i in quick:
+            _check_interaction(i, ctx)
+    elif doc is not None and doc.root is not None:
         if source.kind == "interaction":
             found["interactions"] = tuple(records.to_interactions(doc, source.stem, ctx))
             for i in found["interactions"]:
@@ -137,8 +146,9 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
             found["personas"] = (p,) if p else ()
     if not valid_id:
         found = {}
-    return FileRecords(current, problems=tuple(problems), digest=doc.digest if doc else "",
-                       **found)
+    made = doc is not None or quick is not None  # read, and a tree or records made of it
+    return FileRecords(current, problems=tuple(problems),
+                       digest=read.digest if read is not None and made else "", **found)
 
 
 def load_portfolio(config: Config, problems: list[Problem], *,

@@ -1,0 +1,180 @@
+"""The short way of converting interaction files (quickrecords) against the usual one (a YNode
+tree, then records.to_interactions): whenever it converts a file, it must make exactly the
+records the usual way makes (fields and positions), and the usual way must report nothing;
+on anything else it must give up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from custsite import quickrecords, records, validate
+from custsite.build import load_config
+from custsite.fields import Context
+from custsite.model import Interaction
+from custsite.parse import Document, parse_yaml
+from custsite.sources import discover
+
+REPO = Path(__file__).resolve().parent.parent
+PATH = "records/interactions/c-1.yaml"
+
+
+def usual_way(text: str) -> tuple[list[Interaction] | None, list[Any]]:
+    problems: list[Any] = []
+    root = parse_yaml(text, PATH, problems=problems)
+    if root is None:
+        return None, problems
+    return records.to_interactions(Document(PATH, root, None, 0), "c-1",
+                                   Context(problems)), problems
+
+
+def same_as_usual(text: str) -> bool:
+    """Whether the short way converted the text (the assertion is that it did so right)."""
+    quick = quickrecords.interactions(text, PATH, "c-1", Context([]))
+    slow, problems = usual_way(text)
+    if quick is not None:
+        assert problems == [], text
+        assert quick == slow, text
+        assert slow is not None and [i.locs for i in quick] == [i.locs for i in slow], text
+    return quick is not None
+
+
+FILE = """\
+# Interactions with Ada
+- customer: c-1
+  date: 2025-11-16
+  kind: note
+  summary: Account note
+  notes: Mentioned they may sell the house in two years.
+
+-   customer: "c-1"
+    id: c-1-call
+    date: 2025-12-24 10:30
+    kind: call
+    direction: in
+    notes: "Called after the storm: water stain on the ceiling."
+- customer: c-1
+  date: 2026-01-30
+  kind: purchase
+  amount: 12500.50
+  currency: eur
+  quantity: 2
+  rating: 5
+  due: 2026-02-01
+  done: true
+  summary: "Quote: roof repair"
+"""
+
+
+def test_common_files_take_the_short_way() -> None:
+    assert same_as_usual(FILE)
+    made = quickrecords.interactions(FILE, PATH, "c-1", Context([]))
+    assert made is not None
+    assert [i.id for i in made] == ["c-1-1", "c-1-call", "c-1-3"]
+    assert made[1].loc("notes") == (PATH, 13, 12) and made[1].loc("") == (PATH, 8, 5)
+    assert made[2].currency == "EUR" and made[2].done is True and str(made[2].amount) == \
+        "12500.50"
+
+
+def test_gives_up_outside_its_shape_or_on_any_problem() -> None:
+    item = "- customer: c-1\n  date: 2025-01-02\n  kind: note\n"
+    assert same_as_usual(item)
+    for text in [
+        item + "  colour: red\n",  # an unknown field
+        item + "  kind: call\n",  # a repeated one
+        item.replace("2025-01-02", "2025-02-30"),  # a value its converter reports
+        item.replace("kind: note", "kind: visit"),
+        item + "  summary: yes\n",  # YAML 1.1 reads a boolean: reported
+        item + "  amount: '12'\n",  # quoted number
+        item + "  summary:\n",  # empty
+        item + "  summary: ~\n",  # null
+        item + "  summary: |\n    two\n    lines\n",  # a block
+        item.replace("customer: c-1", "customers: [c-1, c-2]"),  # a flow list
+        item + "  notes: a # comment\n",  # a value with a comment
+        item.replace("  kind: note\n", ""),  # a required field missing
+        item.replace("customer: c-1", "by: Luis"),  # no customer
+        item + "   summary: x\n",  # indented below the item
+        "customer: c-1\ndate: 2025-01-02\nkind: note\n",  # one mapping
+        "---\n" + item,  # a document marker
+        item + "- just text\n",
+        item + "  notes: \"tab\there\"\n",
+        "# nothing\n",
+        "",
+    ]:
+        assert not same_as_usual(text), text
+
+
+def test_the_portfolio_files_are_converted_the_short_way_and_the_same() -> None:
+    """The example portfolio's list files: all taken the short way, each file's records (and
+    their checks) as load_file makes them the usual way."""
+    problems: list[Any] = []
+    config = load_config(REPO, problems)
+    schema = records.customer_schema(config)
+    files = [s for s in discover(config, problems)
+             if s.kind == "interaction" and s.rel.endswith(".yaml")]
+    assert len(files) > 20
+    for source in files:
+        text = source.path.read_text(encoding="utf-8")
+        assert quickrecords.interactions(text, source.rel, source.stem, Context([])), source.rel
+        quick = validate.load_file(source, config, schema)
+        original = quickrecords.interactions
+        try:
+            quickrecords.interactions = lambda *args: None  # type: ignore[assignment]
+            slow = validate.load_file(source, config, schema)
+        finally:
+            quickrecords.interactions = original
+        assert quick == slow
+        assert [i.locs for i in quick.interactions] == [i.locs for i in slow.interactions]
+
+
+# Values each field takes, and others (anything at all, for any field) now and then.
+GOOD = {"customer": ["c-1", "c-2", '"c-3"'],
+        "date": ["2025-01-02", "2025-01-02 10:30", '"2025-3-4"'],
+        "kind": ["note", "call", '"demo"'], "summary": ["Ada", "Demo number 1", "x#y", '"a: b"'],
+        "amount": ["12", "12.50", "0"], "notes": ["Done.", '"Said: fine"', "a -b"],
+        "direction": ["in", "out"], "quantity": ["2"], "rating": ["5"], "nps": ["10"],
+        "due": ["2025-02-01"], "done": ["true", "False"], "currency": ["eur", "USD"],
+        "id": ["c-1-a"], "by": ["Luis", "Zürich"]}
+OTHERS = ["C-1", "2025-13-01", "2025-01-02T25:00", "sideways", "-3", "1e3", "11", "no", "yes",
+          "XXX", "a: b", "a #b", "null", "~", "", "[c-1]", "{a: b}", "'quoted'",
+          '"esc\\"aped"', "|", "- x", "2025-01-02"]
+REQUIRED = ["customer", "date", "kind"]
+
+
+@st.composite
+def files(draw: st.DrawFn) -> str:
+    lines = []
+    dash = draw(st.sampled_from(["- ", "- ", "-   "]))
+    pad = " " * len(dash)
+    for _ in range(draw(st.integers(1, 3))):
+        keys = draw(st.lists(st.sampled_from([*GOOD, "customers", "colour"]), max_size=4,
+                             unique=draw(st.integers(0, 5)) > 0))
+        if draw(st.integers(0, 9)):  # mostly items that may be whole
+            keys = REQUIRED + [k for k in keys if k not in REQUIRED]
+        for n, key in enumerate(keys):
+            value = draw(st.sampled_from(GOOD.get(key, ["x"]) if draw(st.integers(0, 30))
+                                         else OTHERS))
+            lines.append(f"{dash if n == 0 else pad}{key}: {value}".rstrip(" "))
+        if not keys:
+            lines.append(dash.rstrip(" "))
+    for _ in range(draw(st.integers(0, 2))):
+        lines.insert(draw(st.integers(0, len(lines))),
+                     draw(st.sampled_from(["", "# note", "  # indented", "   ", "  x: y"])))
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n"]))
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(files())
+def test_same_records_as_the_usual_way(text: str) -> None:
+    same_as_usual(text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["c-1", "c-2"]), st.sampled_from(["note", "call"]),
+                          st.dates().map(str)), min_size=1, max_size=4))
+def test_whole_items_are_converted_the_short_way(items: list[tuple[str, str, str]]) -> None:
+    text = "".join(f"- customer: {c}\n  kind: {k}\n  date: {d}\n" for c, k, d in items)
+    assert same_as_usual(text)
