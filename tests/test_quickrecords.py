@@ -1,7 +1,7 @@
-"""The short way of converting interaction files (quickrecords) against the usual one (a YNode
-tree, then records.to_interactions): whenever it converts a file, it must make exactly the
-records the usual way makes (fields and positions), and the usual way must report nothing;
-on anything else it must give up."""
+"""The short way of converting record files (quickrecords) against the usual one (a YNode
+tree, then records.to_interactions, to_customer...): whenever it converts a file, it must
+make exactly the records the usual way makes (fields and positions), and the usual way must
+report nothing; on anything else it must give up."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from custsite import quickrecords, records, validate
 from custsite.build import load_config
+from custsite.config import Config
 from custsite.fields import Context
 from custsite.model import Interaction
 from custsite.parse import Document, parse_yaml
@@ -108,26 +109,88 @@ def test_gives_up_outside_its_shape_or_on_any_problem() -> None:
 
 
 def test_the_portfolio_files_are_converted_the_short_way_and_the_same() -> None:
-    """The example portfolio's list files: all taken the short way, each file's records (and
-    their checks) as load_file makes them the usual way."""
+    """The example portfolio's record files: those of the common shape taken the short way
+    (every list of interactions), each file's records (and their checks) as load_file makes
+    them the usual way."""
     problems: list[Any] = []
     config = load_config(REPO, problems)
     schema = records.customer_schema(config)
-    files = [s for s in discover(config, problems)
-             if s.kind == "interaction" and s.rel.endswith(".yaml")]
-    assert len(files) > 20
-    for source in files:
-        text = source.path.read_text(encoding="utf-8")
-        assert quickrecords.interactions(text, source.rel, source.stem, Context([])), source.rel
+    taken: dict[str, int] = {}
+    for source in discover(config, problems):
+        if source.rel.endswith(".yaml") and quickrecords.records(
+                source.kind, source.path.read_text(encoding="utf-8"), source.rel,
+                source.stem, schema, config.context([])):
+            taken[source.kind] = taken.get(source.kind, 0) + 1
+        elif source.kind == "interaction" and source.rel.endswith(".yaml"):
+            raise AssertionError(f"{source.rel} is a list of interactions")
         quick = validate.load_file(source, config, schema)
-        original = quickrecords.interactions
+        original = quickrecords.records
         try:
-            quickrecords.interactions = lambda *args: None  # type: ignore[assignment]
+            quickrecords.records = lambda *args: None  # type: ignore[assignment]
             slow = validate.load_file(source, config, schema)
         finally:
-            quickrecords.interactions = original
-        assert quick == slow
-        assert [i.locs for i in quick.interactions] == [i.locs for i in slow.interactions]
+            quickrecords.records = original
+        assert quick == slow, source.rel
+        for kind in ("customers", "organizations", "interactions"):
+            assert [r.locs for r in getattr(quick, kind)] == \
+                [r.locs for r in getattr(slow, kind)], source.rel
+    assert taken["interaction"] > 20 and taken["customer"] > 5, taken
+
+
+CUSTOMER = """\
+# A customer
+name: Ada Lovelace
+email: ada@example.com
+kind: person
+phone: "+33 6 12 34 56 78"
+location: {city: Zürich, region: ZH, country: ch}
+tags: [vip, newsletter]
+contact_preference: [email]
+age: 36
+sector: logistics
+created: 2024-01-02
+do_not_contact: false
+fields: {size: large}
+notes: 'It''s fine.'
+"""
+
+
+def customer_both_ways(text: str, config: Config | None = None) -> bool:
+    """Whether the short way converted a customer file; it must be as the usual way."""
+    config = config or Config(root=REPO)
+    schema = records.customer_schema(config)
+    path = "records/customers/ada.yaml"
+    quick = quickrecords.records("customer", text, path, "ada", schema, config.context([]))
+    problems: list[Any] = []
+    root = parse_yaml(text, path, problems=problems)
+    slow = records.to_customer(Document(path, root, None, 0), "ada", schema,
+                               config.context(problems)) if root is not None else None
+    if quick is not None:
+        assert problems == [], text
+        assert quick == {"customers": (slow,)}, text
+        assert slow is not None and quick["customers"][0].locs == slow.locs, text
+    return quick is not None
+
+
+def test_customers_of_the_common_shape_take_the_short_way() -> None:
+    assert customer_both_ways(CUSTOMER)
+    config = Config(root=REPO, default_region="FR", sectors=("logistics",))
+    assert customer_both_ways(CUSTOMER.replace('"+33 6 12 34 56 78"', '"06 12 34 56 78"'),
+                              config)
+    for text in [
+        CUSTOMER.replace("ada@example.com", "ada@@example.com"),  # reported
+        CUSTOMER.replace('"+33 6 12 34 56 78"', '"06 12 34 56 78"'),  # no default region
+        CUSTOMER.replace("country: ch", "country: Switzerland"),  # inside a flow mapping
+        CUSTOMER.replace("[vip, newsletter]", "[vip, [newsletter]]"),
+        CUSTOMER.replace("name: Ada Lovelace\n", ""),  # required
+        CUSTOMER + "notes: twice\n",
+        "- " + CUSTOMER.replace("\n", "\n  "),  # a list
+        "  " + CUSTOMER.replace("\n", "\n  "),  # indented
+    ]:
+        assert not customer_both_ways(text), text
+    # Kept values are filed under the conversion context: a sector listed in one
+    # custsite.yaml is no sector of another.
+    assert not customer_both_ways(CUSTOMER, Config(root=REPO, sectors=("retail",)))
 
 
 # Values each field takes, and others (anything at all, for any field) now and then.
@@ -178,3 +241,23 @@ def test_same_records_as_the_usual_way(text: str) -> None:
 def test_whole_items_are_converted_the_short_way(items: list[tuple[str, str, str]]) -> None:
     text = "".join(f"- customer: {c}\n  kind: {k}\n  date: {d}\n" for c, k, d in items)
     assert same_as_usual(text)
+
+
+CUSTOMER_VALUES = {"email": ["a@b.org", "c@d.example.com", "a@b.org", "a@", "x"],
+                   "kind": ["person", "company", "thing"], "age": ["36", "0", "-1", "x"],
+                   "location": ["{city: X}", "{city: X, country: fr}", "{}", "{a: b}", "[a]"],
+                   "tags": ["[a, b]", "[]", "[a, b]", "a", "{a: b}"], "created": ["2024-01-02"],
+                   "owner": ["Luis", "Luis", "~", ""], "fields": ["{a: b}", "{a: [b]}"],
+                   "colour": ["red"], "role": ["champion", "decision_maker", "boss"]}
+NAMES = ["Ada", '"Ada B"', "Ada: B", "yes", "12", "Bob Lee 1"]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(NAMES), st.lists(st.sampled_from(sorted(CUSTOMER_VALUES)), max_size=5,
+                                        unique=True).flatmap(lambda keys: st.tuples(*(
+                                            st.tuples(st.just(k),
+                                                      st.sampled_from(CUSTOMER_VALUES[k]))
+                                            for k in keys))))
+def test_same_customers_as_the_usual_way(name: str, pairs: tuple[tuple[str, str], ...]) -> None:
+    customer_both_ways("".join(f"{k}: {v}\n".replace(" \n", "\n")
+                               for k, v in [("name", name), *pairs]))

@@ -1,82 +1,144 @@
-"""Interaction files of the common shape, converted in one pass over their lines.
+"""Record files of the common shape, converted in one pass over their lines.
 
-Interactions are most of a portfolio's records (about ten per contact), nearly always written
-as a list of flat mappings with one-line values. The usual way reads such a file into a YNode
-tree (quickyaml) and then converts the tree (fields.convert_mapping): every value is walked
-twice and costs three objects. Here the lines are read with quickyaml's own line pattern and
-each value is converted as it is met, by the schema's own converters, whose clean results are
-kept by text: most values recur (kinds, dates, amounts, the file's customer), and a value a
-converter made without reporting anything depends only on its text.
+Nearly every record file is a flat mapping (a customer, an organization) or a list of them
+(interactions, ten per contact), with one-line values. The usual way reads a file into a
+YNode tree (quickyaml) and then converts the tree (fields.convert_mapping): every value is
+walked twice and costs three objects. Here the lines are read with quickyaml's own line
+pattern and each value is converted as it is met, by the schema's own converters. A scalar's
+clean value is kept by text: most values recur (kinds, dates, amounts, the file's customer),
+and what a converter makes of a text without reporting anything depends on the text alone
+(and on the conversion context, which the kept values are filed under).
 
 Anything else gives up (None), and the file takes the usual way, which reports every problem:
 any line outside the shape, an unknown or repeated field, an empty value, a value its
-converter reports, an item without its required fields. So the records made here are those
+converter reports, a record without its required fields. So the records made here are those
 the usual way makes whenever it reports nothing; tests/test_quickrecords.py holds the two ways
 to that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields, replace
 from typing import Any
 
+from . import quickyaml
 from .errors import Locs
-from .fields import AS_WRITTEN, Context, Converter
-from .model import Interaction
-from .quickyaml import LINE, UNUSUAL
-from .records import INTERACTION_SCHEMA, interaction
-from .ynodes import MAX_NODES, NULL_TEXTS, STR_TAG, YScalar
+from .fields import AS_WRITTEN, Context, Converter, Field
+from .model import Customer, Interaction, Organization
+from .records import INTERACTION_SCHEMA, ORGANIZATION_SCHEMA, interaction
+from .ynodes import MAX_NODES, NULL_TEXTS, STR_TAG, YMap, YScalar
 
 _GAVE_UP = object()
-_CONVERTERS = {name: spec.convert for name, spec in INTERACTION_SCHEMA.items()}
-_REQUIRED = frozenset(name for name, spec in INTERACTION_SCHEMA.items() if spec.required)
-MAX_KEPT = 50_000  # clean values kept per field and style; beyond, converted each time
+MAX_KEPT = 50_000  # clean values kept per converter and style; beyond, converted each time
+Schema = Mapping[str, Field]
+Item = tuple[dict[str, Any], list[str], list[int]]  # values, field names, their positions
 
 
 class _Clean:
-    """What each field's converter made of a text without reporting anything, by field, for
-    one conversion context (its default region and sectors: converters read them)."""
+    """What each converter made of a text without reporting anything, for one conversion
+    context (its settings, such as the default region: converters read them). By converter rather
+    than by field: a field's converter changes with custsite.yaml (custom fields), and a
+    clean value does not depend on the field's name (converters use it in messages only)."""
 
     def __init__(self, ctx: Context) -> None:
-        self.probe = Context([], ctx.default_region, ctx.sectors)
-        self.plain: dict[str, dict[str, Any]] = {key: {} for key in INTERACTION_SCHEMA}
-        self.quoted: dict[str, dict[str, Any]] = {key: {} for key in INTERACTION_SCHEMA}
+        self.probe = replace(ctx, problems=[])
+        self.plain: dict[Converter, dict[str, Any]] = {}
+        self.quoted: dict[Converter, dict[str, Any]] = {}
 
-    def value(self, key: str, convert: Converter, text: str, plain: bool, path: str,
-              line: int, col: int) -> Any:
-        """What `convert` makes of this text, kept; _GAVE_UP when it reports anything."""
-        node = YScalar(text, "" if plain else STR_TAG, plain, path, line, col)
+    def value(self, key: str, convert: Converter, node: YScalar) -> Any:
+        """What `convert` makes of this scalar, kept; _GAVE_UP when it reports anything."""
+        value = self.converted(key, convert, node)
+        if value is not _GAVE_UP:
+            kept = (self.plain if node.plain else self.quoted).setdefault(convert, {})
+            if len(kept) < MAX_KEPT:
+                kept[node.text] = value
+        return value
+
+    def converted(self, key: str, convert: Converter, node: Any) -> Any:
         value = convert(node, self.probe, key)
         if self.probe.problems:
             self.probe.problems.clear()
             return _GAVE_UP
-        kept = (self.plain if plain else self.quoted)[key]
-        if len(kept) < MAX_KEPT:
-            kept[text] = value
         return value
 
 
-_CLEAN: dict[tuple[str | None, tuple[str, ...]], _Clean] = {}
+_CLEAN: dict[tuple[Any, ...], _Clean] = {}
+_SETTINGS = tuple(f.name for f in fields(Context) if f.name != "problems")
+_REQUIRED: dict[int, tuple[Schema, frozenset[str]]] = {}
+
+
+def _required(schema: Schema) -> frozenset[str]:
+    found = _REQUIRED.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _REQUIRED[id(schema)] = (
+            schema, frozenset(name for name, spec in schema.items() if spec.required))
+    return found[1]
+
+
+def records(kind: str, text: str, path: str, stem: str, customer_schema: Schema,
+            ctx: Context) -> dict[str, tuple[Any, ...]] | None:
+    """The records of a `.yaml` file of this kind, as validate.load_file makes them when
+    nothing is reported; None for any other file (and for personas, whose rules are
+    compiled from their nodes)."""
+    if kind == "interaction":
+        made = interactions(text, path, stem, ctx)
+        return None if made is None else {"interactions": tuple(made)}
+    schema = customer_schema if kind == "customer" else ORGANIZATION_SCHEMA \
+        if kind == "organization" else None
+    if schema is None:
+        return None
+    items = _read(text, path, schema, ctx, listed=False)
+    if items is None:
+        return None
+    values, names, spots = items[0]
+    if not values.keys() >= _required(schema):
+        return None
+    locs = Locs(path, tuple(names), tuple(spots))
+    if kind == "customer":
+        return {"customers": (Customer(id=stem, path=path, locs=locs, **values),)}
+    return {"organizations": (Organization(id=stem, path=path, locs=locs, **values),)}
 
 
 def interactions(text: str, path: str, stem: str, ctx: Context) -> list[Interaction] | None:
     """The interactions of a `.yaml` file holding a list of flat mappings, as
     records.to_interactions makes them when it reports nothing; None for any other file."""
-    if UNUSUAL.search(text):
+    items = _read(text, path, INTERACTION_SCHEMA, ctx, listed=True)
+    if items is None:
         return None
-    tokens = LINE.findall(text)
-    if len(tokens) != text.count("\n") + 1 or len(tokens) > MAX_NODES // 3:
-        return None  # a line the pattern cannot read; a file PyYAML's path would refuse
-    clean = _CLEAN.get((ctx.default_region, ctx.sectors))
+    required = _required(INTERACTION_SCHEMA)
+    out: list[Interaction] = []
+    for n, (values, names, spots) in enumerate(items, start=1):
+        customer = values.pop("customer", None)
+        if customer is None or "customers" in values or not values.keys() >= required:
+            return None
+        out.append(interaction(values, Locs(path, tuple(names), tuple(spots)), path,
+                               (customer,), f"{stem}-{n}"))
+    return out
+
+
+def _read(text: str, path: str, schema: Schema, ctx: Context, *,
+          listed: bool) -> list[Item] | None:
+    """The converted fields of a flat mapping (a list of them, when `listed`), with their
+    positions as convert_mapping keeps them (the mapping's first, under "")."""
+    if quickyaml.UNUSUAL.search(text):
+        return None
+    tokens = quickyaml.LINE.findall(text)
+    if len(tokens) != text.count("\n") + 1:
+        return None  # a line the pattern cannot read
+    settings = tuple(getattr(ctx, name) for name in _SETTINGS)
+    clean = _CLEAN.get(settings)
     if clean is None:
-        clean = _CLEAN[(ctx.default_region, ctx.sectors)] = _Clean(ctx)
-    converters = _CONVERTERS
+        clean = _CLEAN[settings] = _Clean(ctx)
     as_written = AS_WRITTEN
     plain_kept, quoted_kept = clean.plain, clean.quoted
-    out: list[Interaction] = []
-    dash_at = key_at = -1  # the items' dash and key columns (0-based)
+    items: list[Item] = []
+    dash_at = -1  # the items' dash column (0-based)
+    key_at = -1 if listed else 0  # their keys' column
     values: dict[str, Any] = {}
     names: list[str] = []
     spots: list[int] = []
+    count = 1  # nodes, as quickyaml counts them (it leaves files beyond MAX_NODES to PyYAML)
     line = 0
     for indent_s, dash, key, sep, quote, quoted, plain, other in tokens:
         line += 1
@@ -85,52 +147,51 @@ def interactions(text: str, path: str, stem: str, ctx: Context) -> list[Interact
                 return None  # a scalar, a list item without a key, a document marker...
             continue  # blank or a comment
         if dash:
-            if dash_at < 0:
-                dash_at = len(indent_s)
-            elif len(indent_s) != dash_at:
+            if not listed or (dash_at >= 0 and len(indent_s) != dash_at):
                 return None
-            if names and not _finish(values, names, spots, path, f"{stem}-{len(out) + 1}",
-                                     out):
-                return None
+            dash_at = len(indent_s)
             key_at = dash_at + len(dash)
             values, names, spots = {}, [""], [line, key_at + 1]
+            items.append((values, names, spots))
+            count += 1
         elif len(indent_s) != key_at:
-            return None  # a key outside the item above, or a block below a key
-        convert = converters.get(key)
-        if convert is None or key in values:
+            return None  # a key outside the mapping above, or a block below a key
+        elif not names:  # the first key of a mapping that is the whole file
+            names, spots = [""], [line, key_at + 1]
+            items.append((values, names, spots))
+        spec = schema.get(key)
+        if spec is None or key in values:
             return None  # an unknown field; a repeated one
+        convert = spec.convert
+        at = key_at + len(key) + len(sep) + 1
         if quote:
             if convert in as_written:
                 value = quoted
             else:
-                value = quoted_kept[key].get(quoted, _GAVE_UP)
+                value = quoted_kept.get(convert, {}).get(quoted, _GAVE_UP)
                 if value is _GAVE_UP:
-                    value = clean.value(key, convert, quoted, False, path, line,
-                                        key_at + len(key) + len(sep) + 1)
-        elif plain and plain not in NULL_TEXTS:
-            value = plain_kept[key].get(plain, _GAVE_UP)
+                    value = clean.value(key, convert,
+                                        YScalar(quoted, STR_TAG, False, path, line, at))
+        elif plain:
+            if plain in NULL_TEXTS:
+                return None
+            value = plain_kept.get(convert, {}).get(plain, _GAVE_UP)
             if value is _GAVE_UP:
-                value = clean.value(key, convert, plain, True, path, line,
-                                    key_at + len(key) + len(sep) + 1)
-        else:
-            return None  # empty or null; a block, a flow collection
+                value = clean.value(key, convert, YScalar(plain, "", True, path, line, at))
+        else:  # a flow collection, a single-quoted text...
+            node = quickyaml.value(other, path, line, at - 1) if other else None
+            if node is None or (type(node) is YScalar and node.is_null):
+                return None  # empty or null; a block
+            count += len(node.items) * (2 if isinstance(node, YMap) else 1) \
+                if not isinstance(node, YScalar) else 0
+            value = clean.converted(key, convert, node)
         if value is _GAVE_UP:
             return None
         values[key] = value
         names.append(key)
         spots.append(line)
-        spots.append(key_at + len(key) + len(sep) + 1)
-    if not names or not _finish(values, names, spots, path, f"{stem}-{len(out) + 1}", out):
+        spots.append(at)
+        count += 2
+    if not items or count > MAX_NODES:
         return None
-    return out
-
-
-def _finish(values: dict[str, Any], names: list[str], spots: list[int], path: str,
-            default_id: str, out: list[Interaction]) -> bool:
-    """Make the item just read; False when it lacks what the usual way would report."""
-    customer = values.pop("customer", None)
-    if customer is None or "customers" in values or not values.keys() >= _REQUIRED:
-        return False
-    out.append(interaction(values, Locs(path, tuple(names), tuple(spots)), path,
-                           (customer,), default_id))
-    return True
+    return items

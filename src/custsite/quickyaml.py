@@ -186,6 +186,15 @@ def _close(stack: list[_Open], path: str, count: int) -> int:
     return count + 1
 
 
+def value(rest: str, path: str, line: int, col: int) -> YNode | None:
+    """The value written on the rest of a line, from `col` (0-based), as `parse` reads it in
+    a block mapping: a scalar or a flow collection; None for anything else (a block)."""
+    try:
+        return _scalar(rest, path, line, col)
+    except _Outside:
+        return None
+
+
 def _scalar(rest: str, path: str, line: int, col: int) -> YNode:
     """The value written on the rest of a line, from `col`."""
     if not rest:

@@ -120,15 +120,15 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
     # A badly named file is still read, so that all its problems show in this run.
     valid_id = _check_id(source, ctx)
     read = read_text(source.path, source.rel, problems)
-    quick = quickrecords.interactions(read.text, source.rel, source.stem, ctx) \
-        if read is not None and source.kind == "interaction" and source.rel[-3:] != ".md" \
-        else None
+    quick = quickrecords.records(source.kind, read.text, source.rel, source.stem,
+                                 customer_schema, ctx) \
+        if read is not None and source.rel[-3:] != ".md" else None
     doc = read_document(source.path, source.rel, problems, read) \
         if read is not None and quick is None else None
     found: dict[str, Any] = {}
     if quick is not None:
-        found["interactions"] = tuple(quick)
-        for i in quick:
+        found = quick
+        for i in quick.get("interactions", ()):
             _check_interaction(i, ctx)
     elif doc is not None and doc.root is not None:
         if source.kind == "interaction":
