@@ -441,6 +441,12 @@ def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, mem
 
 
 LIFETIME_PATHS = frozenset({"p_alive", "expected_purchases", "clv"})
+RFM_PATHS = frozenset({"rfm.segment", "rfm.r", "rfm.f", "rfm.m"})
+
+
+def _read_by(personas: Sequence[Persona], paths: frozenset[str]) -> bool:
+    """Whether a persona's rule reads any of these values of a contact."""
+    return any(p.match is not None and p.match.paths() & paths for p in personas)
 
 
 def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None, *,
@@ -448,8 +454,9 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
            problems_only: bool = False) -> Derived:
     """Compute the whole portfolio at `as_of`; `fits` keeps the lifetime models fitted before
     (see lifetime.fit). With `problems_only` (`custsite validate`), what no problem depends
-    on is left out: segments, and the lifetime models unless a persona's rule reads them
-    (personas decide suspects, and stages are checked against declared statuses)."""
+    on is left out: segments, and the lifetime models and RFM scores unless a persona's rule
+    reads them (personas decide suspects, and stages are checked against declared
+    statuses)."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
@@ -479,15 +486,17 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     memo.base = base_memo
     personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
     lifetime_model: LifetimeModel | None = None
-    if not problems_only or any(p.match is not None and p.match.paths() & LIFETIME_PATHS
-                                for p in personas):
+    if not problems_only or _read_by(personas, LIFETIME_PATHS):
         contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
-    # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
-    rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue, c.currency)
-                  for c in contacts if c.purchases]
-    if memo.rfm is None or rfm_inputs != memo.rfm_inputs:
-        memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
-    rfm, method = memo.rfm
+    rfm: dict[str, Rfm] = {}
+    method = ""
+    if not problems_only or _read_by(personas, RFM_PATHS):
+        # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
+        rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue,
+                       c.currency) for c in contacts if c.purchases]
+        if memo.rfm is None or rfm_inputs != memo.rfm_inputs:
+            memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
+        rfm, method = memo.rfm
     if not same_objects(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
     contacts, memo.matched = _step(
