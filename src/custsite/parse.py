@@ -9,6 +9,7 @@ converted later, through the record schema (see `fields.py`), so nothing the use
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -205,16 +206,17 @@ class Text(NamedTuple):
     digest: str
 
 
-def read_text(file: Path, rel: str, problems: list[Problem]) -> Text | None:
+def read_text(file: str | Path, rel: str, problems: list[Problem]) -> Text | None:
     """A record file's text; None (and a problem) when it cannot be read as text."""
     try:
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded
-            problems.append(problem(Location(rel, 1, 1), "file-unreadable",
-                                    f"file is {size:,} bytes, more than the "
-                                    f"{MAX_FILE_BYTES:,} a record may hold"))
-            return None
-        data = file.read_bytes()
+        with open(file, "rb") as opened:
+            size = os.fstat(opened.fileno()).st_size
+            if size > MAX_FILE_BYTES:  # refused before reading: memory stays bounded
+                problems.append(problem(Location(rel, 1, 1), "file-unreadable",
+                                        f"file is {size:,} bytes, more than the "
+                                        f"{MAX_FILE_BYTES:,} a record may hold"))
+                return None
+            data = opened.read()
     except OSError as exc:
         problems.append(problem(Location(rel), "file-unreadable",
                                 f"cannot read the file: {exc.strerror}"))
@@ -223,15 +225,15 @@ def read_text(file: Path, rel: str, problems: list[Problem]) -> Text | None:
     return None if text is None else Text(text, content_digest(data))
 
 
-def read_document(file: Path, rel: str, problems: list[Problem],
+def read_document(file: str | Path, rel: str, problems: list[Problem],
                   read: Text | None = None) -> Document | None:
-    """Read and parse one record file (`.yaml`/`.yml` or `.md`); `read` is its text when
-    already read."""
+    """Read and parse one record file (`.yaml`/`.yml` or `.md`, as `rel` ends); `read` is
+    its text when already read."""
     read = read or read_text(file, rel, problems)
     if read is None:
         return None
     text, digest = read
-    if file.suffix == ".md":
+    if rel.endswith(".md"):
         parts = split_front_matter(text, rel, problems)
         if parts is None:
             return None

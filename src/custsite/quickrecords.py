@@ -33,6 +33,9 @@ _GAVE_UP = object()
 MAX_KEPT = 50_000  # clean values kept per converter and style; beyond, converted each time
 Schema = Mapping[str, Field]
 Item = tuple[dict[str, Any], list[str], list[int]]  # values, field names, their positions
+# A field's converter, the clean values it made of plain and of quoted texts, and whether it
+# takes quoted text as written.
+_Field = tuple[Converter, dict[str, Any], dict[str, Any], bool]
 
 
 class _Clean:
@@ -45,12 +48,23 @@ class _Clean:
         self.probe = replace(ctx, problems=[])
         self.plain: dict[Converter, dict[str, Any]] = {}
         self.quoted: dict[Converter, dict[str, Any]] = {}
+        self.tables: dict[int, tuple[Schema, dict[str, _Field]]] = {}
+
+    def table(self, schema: Schema) -> dict[str, _Field]:
+        """Each field's converter with the values kept for it (one lookup per field read)."""
+        found = self.tables.get(id(schema))
+        if found is None or found[0] is not schema:
+            found = self.tables[id(schema)] = (schema, {
+                key: (spec.convert, self.plain.setdefault(spec.convert, {}),
+                      self.quoted.setdefault(spec.convert, {}), spec.convert in AS_WRITTEN)
+                for key, spec in schema.items()})
+        return found[1]
 
     def value(self, key: str, convert: Converter, node: YScalar) -> Any:
         """What `convert` makes of this scalar, kept; _GAVE_UP when it reports anything."""
         value = self.converted(key, convert, node)
         if value is not _GAVE_UP:
-            kept = (self.plain if node.plain else self.quoted).setdefault(convert, {})
+            kept = (self.plain if node.plain else self.quoted)[convert]
             if len(kept) < MAX_KEPT:
                 kept[node.text] = value
         return value
@@ -130,8 +144,7 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
     clean = _CLEAN.get(settings)
     if clean is None:
         clean = _CLEAN[settings] = _Clean(ctx)
-    as_written = AS_WRITTEN
-    plain_kept, quoted_kept = clean.plain, clean.quoted
+    table = clean.table(schema)
     items: list[Item] = []
     dash_at = -1  # the items' dash column (0-based)
     key_at = -1 if listed else 0  # their keys' column
@@ -159,23 +172,23 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
         elif not names:  # the first key of a mapping that is the whole file
             names, spots = [""], [line, key_at + 1]
             items.append((values, names, spots))
-        spec = schema.get(key)
-        if spec is None or key in values:
+        field = table.get(key)
+        if field is None or key in values:
             return None  # an unknown field; a repeated one
-        convert = spec.convert
+        convert, plain_kept, quoted_kept, as_written = field
         at = key_at + len(key) + len(sep) + 1
         if quote:
-            if convert in as_written:
+            if as_written:
                 value = quoted
             else:
-                value = quoted_kept.get(convert, {}).get(quoted, _GAVE_UP)
+                value = quoted_kept.get(quoted, _GAVE_UP)
                 if value is _GAVE_UP:
                     value = clean.value(key, convert,
                                         YScalar(quoted, STR_TAG, False, path, line, at))
         elif plain:
             if plain in NULL_TEXTS:
                 return None
-            value = plain_kept.get(convert, {}).get(plain, _GAVE_UP)
+            value = plain_kept.get(plain, _GAVE_UP)
             if value is _GAVE_UP:
                 value = clean.value(key, convert, YScalar(plain, "", True, path, line, at))
         else:  # a flow collection, a single-quoted text...

@@ -24,7 +24,7 @@ class SourceFile:
         """Made only for the files read: making 100,000 Paths was most of the walk."""
         return Path(self.file)
 
-    @property
+    @cached_property
     def stem(self) -> str:
         return os.path.splitext(self.rel.rsplit("/", 1)[-1])[0]  # Path.stem's way
 

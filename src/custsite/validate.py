@@ -119,11 +119,11 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
     current = known or signature(source.file)
     # A badly named file is still read, so that all its problems show in this run.
     valid_id = _check_id(source, ctx)
-    read = read_text(source.path, source.rel, problems)
+    read = read_text(source.file, source.rel, problems)
     quick = quickrecords.records(source.kind, read.text, source.rel, source.stem,
                                  customer_schema, ctx) \
         if read is not None and source.rel[-3:] != ".md" else None
-    doc = read_document(source.path, source.rel, problems, read) \
+    doc = read_document(source.file, source.rel, problems, read) \
         if read is not None and quick is None else None
     found: dict[str, Any] = {}
     if quick is not None:
