@@ -9,7 +9,6 @@ from . import fields as f
 from .config import Config
 from .errors import Locs
 from .fields import Field
-from .frozen import make
 from .model import (
     CONTACT_CHANNELS,
     INTERACTION_KINDS,
@@ -224,7 +223,7 @@ def interaction(values: dict[str, Any], locs: Locs, path: str, customers: tuple[
                 default_id: str) -> Interaction:
     """The interaction of these converted fields (less its customers, given apart)."""
     rid = values.pop("id", None) or default_id
-    return make(Interaction, id=rid, path=path, locs=locs, customers=customers, **values)
+    return Interaction(id=rid, path=path, locs=locs, customers=customers, **values)
 
 
 def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interaction]:
