@@ -19,7 +19,7 @@ to that.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from . import quickyaml
@@ -31,6 +31,7 @@ from .ynodes import MAX_NODES, NULL_TEXTS, STR_TAG, YMap, YScalar
 
 _GAVE_UP = object()
 MAX_KEPT = 50_000  # clean values kept per converter and style; beyond, converted each time
+MAX_CONTEXTS = 8
 Schema = Mapping[str, Field]
 Item = tuple[dict[str, Any], list[str], list[int]]  # values, field names, their positions
 # A field's converter, the clean values it made of plain and of quoted texts, and whether it
@@ -40,12 +41,13 @@ _Field = tuple[Converter, dict[str, Any], dict[str, Any], bool]
 
 class _Clean:
     """What each converter made of a text without reporting anything, for one conversion
-    context (its settings, such as the default region: converters read them). By converter rather
-    than by field: a field's converter changes with custsite.yaml (custom fields), and a
-    clean value does not depend on the field's name (converters use it in messages only)."""
+    context (its settings, such as the default region: converters read them). By converter
+    rather than by field: a field's converter changes with custsite.yaml (custom fields),
+    and a clean value does not depend on the field's name (converters use it in messages
+    only)."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.probe = replace(ctx, problems=[])
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
         self.plain: dict[Converter, dict[str, Any]] = {}
         self.quoted: dict[Converter, dict[str, Any]] = {}
         self.tables: dict[int, tuple[Schema, dict[str, _Field]]] = {}
@@ -70,11 +72,11 @@ class _Clean:
         return value
 
     def converted(self, key: str, convert: Converter, node: Any) -> Any:
-        value = convert(node, self.probe, key)
-        if self.probe.problems:
-            self.probe.problems.clear()
-            return _GAVE_UP
-        return value
+        """What `convert` makes of this node; _GAVE_UP when it reports anything (into a
+        context of its own: the dev server may convert in more than one thread)."""
+        problems: list[Any] = []
+        value = convert(node, Context(problems, **self.settings), key)
+        return _GAVE_UP if problems else value
 
 
 _CLEAN: dict[tuple[Any, ...], _Clean] = {}
@@ -143,7 +145,9 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
     settings = tuple(getattr(ctx, name) for name in _SETTINGS)
     clean = _CLEAN.get(settings)
     if clean is None:
-        clean = _CLEAN[settings] = _Clean(ctx)
+        if len(_CLEAN) >= MAX_CONTEXTS:  # the dev server, through many custsite.yaml edits
+            _CLEAN.clear()
+        clean = _CLEAN[settings] = _Clean(dict(zip(_SETTINGS, settings, strict=True)))
     table = clean.table(schema)
     items: list[Item] = []
     dash_at = -1  # the items' dash column (0-based)

@@ -21,7 +21,7 @@ from .ynodes import MAX_DEPTH, MAX_NODES, STR_TAG, YMap, YNode, YScalar, YSeq
 # Characters libyaml reads as line breaks or refuses, tabs (indentation rules), a byte order
 # mark, and "\r" (decode normalises line ends): any of them and the file goes to PyYAML.
 UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-                      "\U00010000-\U0010ffff]")
+                     "\U00010000-\U0010ffff]")
 # A plain scalar in block context: no indicator first, no ": " or " #" inside, no ":" last
 # (an indicator starts one only before a character that is not ":" either: "-: x", ":: x").
 _PLAIN = (r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s,\[\]{}#:])"
@@ -30,7 +30,7 @@ _PLAIN = (r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s,\[\]{}#:])"
 # colon and spaces, then the value: a double-quoted text without escapes, a plain text, or
 # anything else (left to `_scalar`).
 LINE = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_-]*)(:(?: +|$)))?"
-                   r'(?:(")([^"\\\n]*)" *|(' + _PLAIN + r') *|(.*))$', re.M)
+                  r'(?:(")([^"\\\n]*)" *|(' + _PLAIN + r') *|(.*))$', re.M)
 _PLAIN_VALUE = re.compile(_PLAIN + "$")
 # Inside a flow collection: neither "," nor brackets nor ":" nor "#", nor quotes.
 _FLOW_PLAIN = re.compile(r"[^\s\-?:,\[\]{}#&*!|>'\"%@`][^,\[\]{}:#'\"]*+(?<! )")
