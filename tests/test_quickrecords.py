@@ -135,6 +135,9 @@ def test_the_portfolio_files_are_converted_the_short_way_and_the_same() -> None:
             assert [r.locs for r in getattr(quick, kind)] == \
                 [r.locs for r in getattr(slow, kind)], source.rel
     assert taken["interaction"] > 20 and taken["customer"] > 5, taken
+    validate.read_files(config, [(s, validate.signature(s.file))
+                                 for s in discover(config, problems)][:50], jobs=1)
+    assert not quickrecords._CLEAN  # what was kept while reading is let go
 
 
 CUSTOMER = """\

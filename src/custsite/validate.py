@@ -240,6 +240,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
             out.update(zip(others, forked_map(load, others, jobs, cost), strict=True))
     else:
         out.update((i, load(i)) for i in rest)
+    quickrecords.forget()
     if store is not None:
         for i in (*rest, *touched):
             source, made = todo[i][0], out[i]
