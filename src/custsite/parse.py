@@ -229,7 +229,7 @@ def read_document(file: str | Path, rel: str, problems: list[Problem],
                   read: Text | None = None) -> Document | None:
     """Read and parse one record file (`.yaml`/`.yml` or `.md`, as `rel` ends); `read` is
     its text when already read."""
-    read = read or read_text(file, rel, problems)
+    read = read if read is not None else read_text(file, rel, problems)
     if read is None:
         return None
     text, digest = read

@@ -256,10 +256,11 @@ class RowStore:
         tables: dict[str, dict[str, Any]] = {
             "html": {cid: mine for cid, mine in rows.html.items() if mine},
             "json": rows.json, "csv": rows.csv, "facets": rows.facets}
+        shard_of = {cid: self._shard(cid) for cid in hashes}  # once per contact, not per table
         for table, entries in tables.items():
             for cid, value in entries.items():
                 if cid in hashes:
-                    shards[self._shard(cid)][table][cid] = (hashes[cid], value)
+                    shards[shard_of[cid]][table][cid] = (hashes[cid], value)
         for k, data in enumerate(shards):
             if data != self.shards[k] and write_signed_pickle(self._path(k), data):
                 self.shards[k] = data
