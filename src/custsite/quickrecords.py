@@ -87,8 +87,10 @@ _REQUIRED: dict[int, tuple[Schema, frozenset[str]]] = {}
 def forget() -> None:
     """Let the kept values go, once the files at hand are read: they would otherwise stay
     for the life of the process (tens of megabytes at 100,000 contacts, alongside the
-    records while the site renders)."""
+    records while the site renders), with the schemas they were filed under (the dev
+    server makes a new customer schema for each rebuild)."""
     _CLEAN.clear()
+    _REQUIRED.clear()
 
 
 def _required(schema: Schema) -> frozenset[str]:
