@@ -440,13 +440,11 @@ def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, mem
     return out, model
 
 
-LIFETIME_PATHS = frozenset({"p_alive", "expected_purchases", "clv"})
-RFM_PATHS = frozenset({"rfm.segment", "rfm.r", "rfm.f", "rfm.m"})
-
-
-def _read_by(personas: Sequence[Persona], paths: frozenset[str]) -> bool:
-    """Whether a persona's rule reads any of these values of a contact."""
-    return any(p.match is not None and p.match.paths() & paths for p in personas)
+def _status_checked(contact: Contact) -> bool:
+    """Whether matching personas can change a problem about this contact: matching turns a
+    lead into a suspect and nothing else, and only a declared status is checked against the
+    stage (organizations roll up open deals: prospects)."""
+    return contact.stage == "lead" and contact.customer.status is not None
 
 
 def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None, *,
@@ -454,9 +452,9 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
            problems_only: bool = False) -> Derived:
     """Compute the whole portfolio at `as_of`; `fits` keeps the lifetime models fitted before
     (see lifetime.fit). With `problems_only` (`custsite validate`), what no problem depends
-    on is left out: segments, and the lifetime models and RFM scores unless a persona's rule
-    reads them (personas decide suspects, and stages are checked against declared
-    statuses)."""
+    on is left out: segments, the lifetime models and RFM scores (a lead has neither: no
+    purchase), and the personas of every contact but the leads with a declared status (see
+    _status_checked)."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
@@ -486,11 +484,10 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     memo.base = base_memo
     personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
     lifetime_model: LifetimeModel | None = None
-    if not problems_only or _read_by(personas, LIFETIME_PATHS):
-        contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
     rfm: dict[str, Rfm] = {}
     method = ""
-    if not problems_only or _read_by(personas, RFM_PATHS):
+    if not problems_only:
+        contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
         # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
         rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue,
                        c.currency) for c in contacts if c.purchases]
@@ -499,9 +496,13 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
         rfm, method = memo.rfm
     if not same_objects(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
-    contacts, memo.matched = _step(
-        contacts, memo.matched, rfm.get,
-        lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of))
+    if problems_only:
+        contacts = [_match_personas(c, personas, as_of) if _status_checked(c) else c
+                    for c in contacts]
+    else:
+        contacts, memo.matched = _step(
+            contacts, memo.matched, rfm.get,
+            lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of))
 
     finals, memo.final = (contacts, {}) if problems_only else _step(
         contacts, memo.final, lambda cid: None,
