@@ -4,6 +4,7 @@ columns), with no problem reported; on anything else it must give up."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -249,3 +250,31 @@ def test_plain_records_are_read_the_short_way(pairs: list[tuple[str, str]]) -> N
     assert same_as_pyyaml(text)
     listed = "".join(f"- {text.replace(chr(10), chr(10) + '  ').rstrip(' ')}")
     assert same_as_pyyaml(listed)
+
+
+# The pattern of a plain scalar as first written, one character at a time: quickyaml's own
+# takes runs whole (faster), and must find the very same lines.
+_PLAIN_BY_CHARACTER = (r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s,\[\]{}#:])"
+                       r"(?:[^:#\n]|:(?! |$)|(?<! )#)*(?<![ :])")
+_LINE_BY_CHARACTER = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_-]*)(:(?: +|$)))?"
+                                r'(?:(")([^"\\\n]*)" *|(' + _PLAIN_BY_CHARACTER +
+                                r') *|(.*))$', re.M)
+_VALUE_BY_CHARACTER = re.compile(_PLAIN_BY_CHARACTER + "$")
+LINE_TEXTS = st.text(st.sampled_from(list(" :#-?,[]{}&*!|>'\"%@`\\\nab1é")), max_size=40)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", "- ", "  ", "key: ", "- k:  ", "k:"]),
+                          LINE_TEXTS), max_size=6))
+def test_lines_are_cut_as_one_character_at_a_time(lines: list[tuple[str, str]]) -> None:
+    text = "\n".join(start + rest for start, rest in lines)
+    assert quickyaml.LINE.findall(text) == _LINE_BY_CHARACTER.findall(text)
+    for _, rest in lines:
+        assert bool(quickyaml._PLAIN_VALUE.match(rest)) == bool(_VALUE_BY_CHARACTER.match(rest))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(st.one_of(st.characters(max_codepoint=0x80), st.sampled_from(
+    ["\u2028", "\ufeff", "\ud7ff", "\ue000", "\ufffe", "é", "\U0001f600", "\x85", "\xa0"]))))
+def test_unusual_characters_are_found_in_any_text(text: str) -> None:
+    assert quickyaml.unusual(text) == (quickyaml.UNUSUAL.search(text) is not None)

@@ -146,7 +146,7 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
           listed: bool) -> list[Item] | None:
     """The converted fields of a flat mapping (a list of them, when `listed`), with their
     positions as convert_mapping keeps them (the mapping's first, under "")."""
-    if quickyaml.UNUSUAL.search(text):
+    if quickyaml.unusual(text):
         return None
     tokens = quickyaml.LINE.findall(text)
     if len(tokens) != text.count("\n") + 1:
