@@ -264,3 +264,15 @@ NAMES = ["Ada", '"Ada B"', "Ada: B", "yes", "12", "Bob Lee 1"]
 def test_same_customers_as_the_usual_way(name: str, pairs: tuple[tuple[str, str], ...]) -> None:
     customer_both_ways("".join(f"{k}: {v}\n".replace(" \n", "\n")
                                for k, v in [("name", name), *pairs]))
+
+
+def test_only_values_nobody_can_change_are_shared() -> None:
+    """The same flow text in two files gives the very same place or tags (kept), but never
+    the same dict of custom fields: a change to one record's would show in the other."""
+    config = Config(root=REPO)
+    schema = records.customer_schema(config)
+    made = [quickrecords.records("customer", CUSTOMER, f"records/customers/{cid}.yaml", cid,
+                                 schema, config.context([])) for cid in ("ada", "bea")]
+    ada, bea = (m["customers"][0] for m in made if m is not None)
+    assert ada.location is bea.location and ada.tags is bea.tags
+    assert ada.fields == bea.fields == {"size": "large"} and ada.fields is not bea.fields

@@ -4,10 +4,11 @@ Nearly every record file is a flat mapping (a customer, an organization) or a li
 (interactions, ten per contact), with one-line values. The usual way reads a file into a
 YNode tree (quickyaml) and then converts the tree (fields.convert_mapping): every value is
 walked twice and costs three objects. Here the lines are read with quickyaml's own line
-pattern and each value is converted as it is met, by the schema's own converters. A scalar's
-clean value is kept by text: most values recur (kinds, dates, amounts, the file's customer),
-and what a converter makes of a text without reporting anything depends on the text alone
-(and on the conversion context, which the kept values are filed under).
+pattern and each value is converted as it is met, by the schema's own converters. A value's
+clean result is kept by text: most values recur (kinds, dates, amounts, the file's customer,
+places and tags), and what a converter makes of a text without reporting anything depends on
+the text alone (and on the conversion context, which the kept values are filed under); those
+of flow lists and mappings are kept only when immutable, as they are then shared.
 
 Anything else gives up (None), and the file takes the usual way, which reports every problem:
 any line outside the shape, an unknown or repeated field, an empty value, a value its
@@ -35,8 +36,9 @@ MAX_CONTEXTS = 8
 Schema = Mapping[str, Field]
 Item = tuple[dict[str, Any], list[str], list[int]]  # values, field names, their positions
 # A field's converter, the clean values it made of plain and of quoted texts, and whether it
-# takes quoted text as written.
-_Field = tuple[Converter, dict[str, Any], dict[str, Any], bool]
+# takes quoted text as written; then the clean values it made of other texts (flow lists and
+# mappings, single-quoted texts), each with the nodes its text counts for.
+_Field = tuple[Converter, dict[str, Any], dict[str, Any], bool, dict[str, tuple[Any, int]]]
 
 
 class _Clean:
@@ -50,6 +52,7 @@ class _Clean:
         self.settings = settings
         self.plain: dict[Converter, dict[str, Any]] = {}
         self.quoted: dict[Converter, dict[str, Any]] = {}
+        self.other: dict[Converter, dict[str, tuple[Any, int]]] = {}
         self.tables: dict[int, tuple[Schema, dict[str, _Field]]] = {}
 
     def table(self, schema: Schema) -> dict[str, _Field]:
@@ -58,7 +61,8 @@ class _Clean:
         if found is None or found[0] is not schema:
             found = self.tables[id(schema)] = (schema, {
                 key: (spec.convert, self.plain.setdefault(spec.convert, {}),
-                      self.quoted.setdefault(spec.convert, {}), spec.convert in AS_WRITTEN)
+                      self.quoted.setdefault(spec.convert, {}), spec.convert in AS_WRITTEN,
+                      self.other.setdefault(spec.convert, {}))
                 for key, spec in schema.items()})
         return found[1]
 
@@ -82,6 +86,16 @@ class _Clean:
 _CLEAN: dict[tuple[Any, ...], _Clean] = {}
 _SETTINGS = tuple(f.name for f in fields(Context) if f.name != "problems")
 _REQUIRED: dict[int, tuple[Schema, frozenset[str]]] = {}
+
+
+def _immutable(value: Any) -> bool:
+    """Whether a value may be shared by the records that wrote the same text: hashable
+    (tuples, frozen places), not a dict (custom fields) that code could change."""
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def forget() -> None:
@@ -188,7 +202,7 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
         field = table.get(key)
         if field is None or key in values:
             return None  # an unknown field; a repeated one
-        convert, plain_kept, quoted_kept, as_written = field
+        convert, plain_kept, quoted_kept, as_written, other_kept = field
         at = key_at + len(key) + len(sep) + 1
         if quote:
             if as_written:
@@ -204,13 +218,19 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
             value = plain_kept.get(plain, _GAVE_UP)
             if value is _GAVE_UP:
                 value = clean.value(key, convert, YScalar(plain, "", True, path, line, at))
+        elif other in other_kept:
+            value, nodes = other_kept[other]
+            count += nodes
         else:  # a flow collection, a single-quoted text...
             node = quickyaml.value(other, path, line, at - 1) if other else None
             if node is None or (type(node) is YScalar and node.is_null):
                 return None  # empty or null; a block
-            count += len(node.items) * (2 if isinstance(node, YMap) else 1) \
+            nodes = len(node.items) * (2 if isinstance(node, YMap) else 1) \
                 if not isinstance(node, YScalar) else 0
+            count += nodes
             value = clean.converted(key, convert, node)
+            if value is not _GAVE_UP and len(other_kept) < MAX_KEPT and _immutable(value):
+                other_kept[other] = (value, nodes)  # a place, a list of tags: they recur
         if value is _GAVE_UP:
             return None
         values[key] = value
