@@ -125,7 +125,7 @@ def _interaction_row(i: Interaction, derived: Derived) -> dict[str, Any]:
             else None, "by": i.by}
 
 
-def _customer_deps(c: Contact) -> frozenset[str]:
+def customer_deps(c: Contact) -> frozenset[str]:
     """A customer page shows its own contact, and the names of the records it links to."""
     cust = c.customer
     deps = {c.id, *c.referrals, *(f"persona:{p}" for p in c.personas),
@@ -256,7 +256,7 @@ def organization_deps(account: Account) -> frozenset[str]:
 
 def customer_page(c: Contact, derived: Derived) -> PageSpec:
     return PageSpec(customer_path(c.id), "customer.html", partial(_customer_context, c, derived),
-                    deps=_customer_deps(c))
+                    deps=customer_deps(c))
 
 
 def site_pages(derived: Derived, parts: Parts | None, *,

@@ -25,7 +25,7 @@ from .derive import Derived
 from .errors import CustsiteError
 from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
 from .output import Page
-from .pages import PageSpec
+from .pages import PageSpec, customer_path
 from .render import CompiledTemplates, Renderer, RowCache, environment
 
 # Below this many pages, starting processes costs more than it saves; a list page counts as
@@ -52,7 +52,7 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
     renderer.csv_columns()  # here, before any fork: kept CSV lines of other columns go
     specs: list[PageSpec] = []
     kept: list[str] = []
-    for spec in renderer.specs():
+    for spec in renderer.specs(customers=False):
         # A list page and its JSON twin are kept together or made together.
         if spec.path in keep and (spec.twin_path is None or spec.twin_path in keep):
             kept.append(spec.path)
@@ -60,6 +60,12 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
                 kept.append(spec.twin_path)
         else:
             specs.append(spec)
+    for contact in derived.contacts.values():  # a kept page needs no spec: only its path
+        path = customer_path(contact.id)
+        if path in keep:
+            kept.append(path)
+        else:
+            specs.append(renderer.customer_page(contact))
     specs = _order(specs)
     for path in sorted(kept):
         yield Page(path, b"", kept=True)

@@ -32,7 +32,7 @@ from .pages import (
     CONTACTS,
     INTERACTIONS,
     LIFETIME,
-    customer_page,
+    customer_deps,
     customer_path,
     organization_deps,
     organization_path,
@@ -142,9 +142,9 @@ def page_hashes(derived: Derived, memo: ContactHashes | None = None) -> dict[str
     everywhere = _shown_everywhere(derived)
     of = _dependency(derived, {} if memo is None else memo)
     out = {}
-    for contact in derived.contacts.values():
-        spec = customer_page(contact, derived)
-        out[spec.path] = _hash(everywhere, sorted(of(key) for key in spec.deps))
+    for cid, contact in derived.contacts.items():
+        out[customer_path(cid)] = _hash(everywhere, sorted(of(key)
+                                                           for key in customer_deps(contact)))
     for oid, account in derived.accounts.items():
         out[organization_path(oid)] = _hash(everywhere, sorted(
             of(key) for key in organization_deps(account)))
