@@ -60,7 +60,9 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
                 kept.append(spec.twin_path)
         else:
             specs.append(spec)
-    for contact in derived.contacts.values():  # a kept page needs no spec: only its path
+    # A kept page needs no spec, only its path; the others are of the contacts as published
+    # (privacy applied: see Renderer).
+    for contact in renderer.derived.contacts.values():
         path = customer_path(contact.id)
         if path in keep:
             kept.append(path)
