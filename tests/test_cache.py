@@ -148,6 +148,21 @@ def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: Scr
     assert "<strong>quote</strong>" in site
 
 
+def test_the_record_store_is_written_whole_before_check_returns(
+        scratch_portfolio: ScratchFactory) -> None:
+    """Shards are written by a forked process (see RecordStore.save): `check` waits for it,
+    and the records read back are the very ones it converted, in one shard each."""
+    root = scratch_portfolio(FILES)
+    result = check(root, cache=True)
+    assert result.writing is None
+    store = record_store(load_config(root, []))
+    assert set(store.entries) == {"records/customers/ann.md", "records/customers/bob.yaml",
+                                  "records/interactions/calls.yaml"}
+    calls = store.entries["records/interactions/calls.yaml"][1]
+    assert calls.interactions == tuple(i for i in result.derived.portfolio.interactions)
+    assert len(list(store.path.glob("*.pickle"))) == len({store._shard(r) for r in store.entries})
+
+
 def test_an_unwritable_cache_is_only_skipped(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

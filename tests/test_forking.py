@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import pickle
 import time
 from collections.abc import Callable
 
 import pytest
 
 from custsite.errors import CustsiteError
-from custsite.forking import can_fork, forked_map, forked_map_pickled
+from custsite.forking import can_fork, forked_map
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs the fork start method")
 
@@ -29,16 +28,6 @@ def test_results_come_back_in_order_from_every_process(jobs: int) -> None:
     assert [value for value, _ in found] == [n * 2 for n in items]
     assert len({pid for _, pid in found}) == jobs
     assert found[0][1] == os.getpid()  # this process takes the first chunk
-
-
-def test_results_come_back_with_their_own_pickles() -> None:
-    """Each result with the bytes of it alone, pickled by the process that made it: both
-    processes' results, in order."""
-    items = list(range(2_000))
-    found = forked_map_pickled(_double, items, 2, cost=lambda n: 1)
-    assert [value for (value, _), _ in found] == [n * 2 for n in items]
-    assert all(pickle.loads(data) == result for result, data in found)
-    assert len({pid for (_, pid), _ in found}) == 2
 
 
 def test_a_slower_process_leaves_its_part_to_the_others() -> None:

@@ -79,8 +79,9 @@ def test_processes_read_the_same_records(monkeypatch: pytest.MonkeyPatch,
 def test_records_read_by_processes_are_kept(monkeypatch: pytest.MonkeyPatch,
                                             scratch_portfolio: ScratchFactory,
                                             tmp_path: Path) -> None:
-    """The records other processes converted (sent back pickled, and kept as those bytes)
-    serve the next build: it converts no file again and writes the same site."""
+    """The records other processes converted (sent back pickled, kept in the record
+    store's shards) serve the next build: it converts no file again and writes the same
+    site."""
     from custsite import validate
 
     from .test_cache import _converting

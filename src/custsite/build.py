@@ -36,6 +36,9 @@ class CheckResult:
     memos_path: Path | None = None
     read_since: int = 0  # a time (ns) before any file was read
     stored: dict[str, str] = field(default_factory=dict, repr=False)
+    # The record store's shards being written (see RecordStore.save): waited for by `check`,
+    # or by the build that goes on meanwhile.
+    writing: Background | None = field(default=None, compare=False, repr=False)
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -131,7 +134,10 @@ def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
     core). With `problems_only`, the derived portfolio holds only what problems need (see
     derive)."""
     with paused_gc():
-        return _check(root, as_of, cache, jobs, problems_only)
+        result = _check(root, as_of, cache, jobs, problems_only)
+    if result.writing is not None:
+        result.writing.wait()
+    return replace(result, writing=None)
 
 
 def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
@@ -154,7 +160,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
                                changed=set() if memos else None)
     if memos is not None:
         store.retain({rel: made.digest for rel, made in memos.files.items()})
-    store.save()
+    writing = store.save()
     stored = store.digests()
     del store  # what it holds is kept pickled: let it go before the portfolio is derived
     check_dates(portfolio, day, config.context(problems))
@@ -165,7 +171,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
         fits.save()
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos, path,
-                       read_since, stored)
+                       read_since, stored, writing)
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -196,9 +202,10 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     from .render import CompiledTemplates, kept_figures, rendered_notes
     from .reuse import RowStore, page_hashes, remember_pages, reusable
 
-    result = check(root, as_of=as_of, cache=True, jobs=jobs)
+    result = _check(root, as_of, True, jobs)  # in paused_gc: see build
     memos = result.memos
     saving: Background | None = None
+    writing = result.writing
     try:
         failed = result.failed(strict=strict)
         derived = result.derived if failed else with_changes(result)  # git: for pages only
@@ -235,6 +242,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         notes.save()
         remember(config, stamp, out, count, contacts, problems)
     finally:
-        if saving is not None:
-            saving.wait()  # the next build finds the memos complete
+        for work in (saving, writing):
+            if work is not None:
+                work.wait()  # the next build finds the memos and the records complete
     return BuildResult(out, count, contacts, day, problems)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from .config import Config
+from .forking import Background
 from .lifetime import ESTIMATES
 from .parse import content_digest
 
@@ -282,14 +283,7 @@ def settled(signature: Signature | None, read_since: int) -> bool:
     return signature is not None and 0 < signature[0] < read_since - SETTLED_NS
 
 
-Entry = tuple[str, bytes, Signature | None]
-
-
-def _unpickled(data: bytes) -> Any | None:
-    try:
-        return pickle.loads(data)  # signed by us (see RecordStore): made by this code
-    except Exception:
-        return None  # a class renamed by an edited checkout, say: converted afresh
+Entry = tuple[str, Any, Signature | None]
 
 
 class RecordStore:
@@ -302,14 +296,14 @@ class RecordStore:
     repository) is never unpickled. `key` names what the records were converted with (the
     code and custsite.yaml): a new key misses, and saving removes the others. Files are kept
     in shards by path, so that after an edit only the shard of the edited file is written.
-    Each file's records are kept pickled on their own: the processes that convert files in a
-    cold build pickle them once, to send them, and those very bytes are kept (writing the
-    store is then copying bytes, instead of pickling the portfolio again in this process)."""
+    A shard is pickled whole, its files' records with it: read back in one load (one load
+    per file took half as long again: each finds its classes anew), with what its files
+    share (places, tags: see quickrecords) shared still. Shards are pickled and written by a
+    forked process while the build goes on (see save)."""
 
     PREFIX = "records-"
     SHARDS = 64
-    # Each entry: the file's content digest, what was made of it (pickled), and its settled
-    # signature.
+    # Each entry: the file's content digest, what was made of it, and its settled signature.
 
     def __init__(self, folder: Path, key: str, *, keeping: bool = True) -> None:
         self.folder = folder
@@ -319,7 +313,6 @@ class RecordStore:
         self.secret: bytes | None = None
         self.entries: dict[str, Entry] = self._read()
         self.used: dict[str, Entry] = {}
-        self.unpickled: dict[str, Any] = {}  # values kept without their bytes: pickled on save
         self.changed: set[int] = set()  # shards with an entry added
 
     def _shard(self, rel: str) -> int:
@@ -345,10 +338,8 @@ class RecordStore:
         found = self.entries.get(rel)
         if found is None or found[0] != digest:
             return None
-        value = _unpickled(found[1])
-        if value is not None:
-            self.used[rel] = found
-        return value
+        self.used[rel] = found
+        return found[1]
 
     def unchanged(self, rel: str, signature: Signature) -> Any | None:
         """What was kept for this path when the file had this signature, without reading
@@ -356,10 +347,8 @@ class RecordStore:
         found = self.entries.get(rel)
         if found is None or found[2] != signature:
             return None
-        value = _unpickled(found[1])
-        if value is not None:
-            self.used[rel] = found
-        return value
+        self.used[rel] = found
+        return found[1]
 
     def retain(self, kept: dict[str, str]) -> None:
         """Keep the entries of these files (path: content digest), and only those, while
@@ -374,50 +363,43 @@ class RecordStore:
         return {rel: entry[0] for rel, entry in self.used.items()}
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
-             *, read_since: int = 0, pickled: bytes | None = None) -> None:
+             *, read_since: int = 0) -> None:
         """Keep `value` for this path's content. Given the file's `signature` (modification
         time, size, inode) and `read_since`, a time (ns) before the file was read, later
         builds trust the signature without reading the file again if it was last modified
         at least SETTLED_NS before that time: a file written twice within one tick of a
-        coarse file system clock (up to 2 s) keeps the same signature for other bytes.
-        `pickled` is `value` already pickled."""
+        coarse file system clock (up to 2 s) keeps the same signature for other bytes."""
         if not self.keeping:
             return
         trusted = signature if settled(signature, read_since) else None
-        if pickled is None:  # pickled only if saved (`validate` never saves)
-            self.unpickled[rel] = value
-        else:
-            self.unpickled.pop(rel, None)
-        self.used[rel] = (digest, pickled or b"", trusted)
+        self.used[rel] = (digest, value, trusted)
         self.changed.add(self._shard(rel))
 
-    def save(self) -> None:
-        """Write the shards that changed (an entry added or gone); failures only log."""
+    def save(self) -> Background | None:
+        """Write the shards that changed (an entry added or gone), in a forked process:
+        `wait` on what is returned before the build ends. Failures only log."""
         if not self.keeping:
-            return
+            return None
         changed = self.changed | {self._shard(rel) for rel in self.entries.keys() - self.used}
+        self.entries, self.changed = dict(self.used), set()
         if not changed:
-            return
-        self.secret = self.secret or _secret()
-        if self.secret is None:
-            return
+            return None
         shards: dict[int, dict[str, Entry]] = {k: {} for k in changed}
-        for rel, value in self.unpickled.items():
-            digest, _, trusted = self.used[rel]
-            self.used[rel] = (digest, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL),
-                              trusted)
-        self.unpickled = {}
         for rel, entry in self.used.items():
             mine = shards.get(self._shard(rel))
             if mine is not None:
                 mine[rel] = entry
-        for k, entries in shards.items():
-            path = self.path / f"{k:02d}.pickle"
-            if not entries:
-                path.unlink(missing_ok=True)
-                continue
-            write_signed_pickle(path, entries)
-        for other in self.folder.glob(f"{self.PREFIX}*"):
-            if other != self.path:
-                shutil.rmtree(other, ignore_errors=True)
-        self.entries, self.changed = dict(self.used), set()
+        path, folder, prefix = self.path, self.folder, self.PREFIX
+
+        def write() -> None:
+            for k, entries in shards.items():
+                shard = path / f"{k:02d}.pickle"
+                if not entries:
+                    shard.unlink(missing_ok=True)
+                elif not write_signed_pickle(shard, entries):
+                    shard.unlink(missing_ok=True)  # not an older shard of other contents
+            for other in folder.glob(f"{prefix}*"):
+                if other != path:
+                    shutil.rmtree(other, ignore_errors=True)
+
+        return Background(write)

@@ -73,24 +73,6 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
     whichever process runs slower. Forked processes send their results back pickled, and
     this one takes them in between its own chunks: their pickling and its unpickling overlap
     the work."""
-    return _forked_map(func, items, jobs, cost, each_pickled=False)
-
-
-def forked_map_pickled(func: Callable[[T], R], items: Sequence[T], jobs: int,
-                       cost: Callable[[T], int]) -> list[tuple[R, bytes]]:
-    """`forked_map`, with each result also pickled on its own (to be kept, see
-    cache.RecordStore): a forked process sends those bytes, which this one unpickles as they
-    come; it pickles its own results. Each result is pickled once, in the process that made
-    it."""
-    return _forked_map(func, items, jobs, cost, each_pickled=True)
-
-
-def _pickled(result: object) -> bytes:
-    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int, cost: Callable[[T], int],
-                *, each_pickled: bool) -> list[Any]:
     ctx = multiprocessing.get_context("fork")
     count = max(jobs * CHUNKS_PER_PROCESS, -(-len(items) // MAX_CHUNK))
     bounds = _chunk_bounds([cost(item) for item in items], count)
@@ -103,7 +85,7 @@ def _forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int, cost: Cal
         for _ in range(jobs - 1):
             reader, writer = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_map_chunks,
-                               args=(func, items, bounds, taken, writer, each_pickled),
+                               args=(func, items, bounds, taken, writer),
                                daemon=True)
             start(proc)
             writer.close()
@@ -113,12 +95,11 @@ def _forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int, cost: Cal
         busy = set(range(len(readers)))
         k = 0
         while k < len(chunks):
-            mine = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
-            chunks[k] = [(r, _pickled(r)) for r in mine] if each_pickled else mine
-            _take(inboxes, chunks, busy, wait=False, each_pickled=each_pickled)
+            chunks[k] = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
+            _take(inboxes, chunks, busy, wait=False)
             k = _next(taken)
-        _take(inboxes, chunks, busy, wait=True, each_pickled=each_pickled)
-        results: list[Any] = []
+        _take(inboxes, chunks, busy, wait=True)
+        results: list[R] = []
         for found in chunks:
             assert found is not None  # each chunk was taken by some process, which sent it
             results.extend(found)
@@ -180,7 +161,7 @@ class _Inbox:
 
 
 def _take(inboxes: list[_Inbox], chunks: list[list[Any] | None], busy: set[int], *,
-          wait: bool, each_pickled: bool) -> None:
+          wait: bool) -> None:
     """Take in the chunks the forked processes sent (all of them, until each is done, if
     `wait`)."""
     for k in sorted(busy):
@@ -188,9 +169,7 @@ def _take(inboxes: list[_Inbox], chunks: list[list[Any] | None], busy: set[int],
             kind, payload = message
             if kind == "chunk":
                 index, found = payload
-                # Results pickled on their own: made by this code, in a process forked here.
-                chunks[index] = [(pickle.loads(data), data) for data in found] \
-                    if each_pickled else found
+                chunks[index] = found
             elif kind == "done":
                 busy.discard(k)
                 break
@@ -199,11 +178,10 @@ def _take(inboxes: list[_Inbox], chunks: list[list[Any] | None], busy: set[int],
 
 
 def _map_chunks(func: Callable[[T], R], items: Sequence[T], bounds: list[int], taken: Any,
-                out: Connection, each_pickled: bool) -> None:
+                out: Connection) -> None:
     with reporting(out):
         while (k := _next(taken)) < len(bounds) - 1:
-            found: list[Any] = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
-            out.send(("chunk", (k, [_pickled(r) for r in found] if each_pickled else found)))
+            out.send(("chunk", (k, [func(item) for item in items[bounds[k]:bounds[k + 1]]])))
         out.send(("done", None))
 
 

@@ -22,7 +22,7 @@ from .cache import RecordStore
 from .config import Config
 from .errors import Location, Problem, did_you_mean
 from .fields import ID_RE, Context, Field
-from .forking import can_fork, cpu_count, forked_map, forked_map_pickled
+from .forking import can_fork, cpu_count, forked_map
 from .model import (
     DIRECTED_KINDS,
     Customer,
@@ -210,7 +210,6 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                 out[i] = replace(found, signature=current)
                 touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
-    pickled: dict[int, bytes] = {}
 
     def load(i: int) -> FileRecords:
         return load_file(todo[i][0], config, schema, todo[i][1])
@@ -231,13 +230,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
         def cost(i: int) -> int:
             return todo[i][1][1] + FILE_COST
 
-        if store is not None and store.keeping:
-            # Each file's records pickled on their own, once: the store keeps these bytes.
-            for i, (made, data) in zip(others, forked_map_pickled(load, others, jobs, cost),
-                                       strict=True):
-                out[i], pickled[i] = made, data
-        else:
-            out.update(zip(others, forked_map(load, others, jobs, cost), strict=True))
+        out.update(zip(others, forked_map(load, others, jobs, cost), strict=True))
     else:
         out.update((i, load(i)) for i in rest)
     quickrecords.forget()
@@ -245,8 +238,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
         for i in (*rest, *touched):
             source, made = todo[i][0], out[i]
             if made.digest and source.kind != "persona":
-                store.keep(source.rel, made.digest, made, todo[i][1], read_since=started,
-                           pickled=pickled.get(i))
+                store.keep(source.rel, made.digest, made, todo[i][1], read_since=started)
     return [out[i] for i in range(len(todo))]
 
 
