@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
 from importlib import resources
+from itertools import chain
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -195,6 +196,13 @@ class RowCache:
         self.facets[cid] = row
         for name, counts in self.facet_counts.items():
             counts.update(row[0][name])
+
+    def add_facet_rows(self, rows: dict[str, tuple[dict[str, Any], str]]) -> None:
+        """`add_facet_row` of each of these (new) contacts: counted one facet at a time
+        over all of them, not one call per contact and facet (a build takes 10,000 kept)."""
+        self.facets.update(rows)
+        for name, counts in self.facet_counts.items():
+            counts.update(chain.from_iterable(row[0][name] for row in rows.values()))
 
     def drop_facet_rows(self, ids: Iterable[str]) -> None:
         for cid in ids:

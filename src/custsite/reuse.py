@@ -240,8 +240,7 @@ class RowStore:
         rows = RowCache(self._kept("html"))
         rows.json.update(self._kept("json"))
         rows.csv.update(self._kept("csv"))
-        for cid, facets in self._kept("facets").items():
-            rows.add_facet_row(cid, facets)
+        rows.add_facet_rows(self._kept("facets"))
         columns = self.shards[0].get("csv_columns")
         rows.csv_columns = columns if isinstance(columns, tuple) else ()
         return rows
