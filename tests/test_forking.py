@@ -30,6 +30,16 @@ def test_results_come_back_in_order_from_every_process(jobs: int) -> None:
     assert found[0][1] == os.getpid()  # this process takes the first chunk
 
 
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_this_process_works_from_the_front_the_others_from_the_back(jobs: int) -> None:
+    """What this process makes is not sent: it takes the first items, in order, and the
+    forked processes the last ones."""
+    found = forked_map(_double, list(range(2_000)), jobs, cost=lambda n: 1)
+    mine = [pid == os.getpid() for _, pid in found]
+    assert 0 < mine.count(True) < len(found)
+    assert mine == sorted(mine, reverse=True)  # a prefix of this process's, then the others'
+
+
 def test_a_slower_process_leaves_its_part_to_the_others() -> None:
     """A forked process four times slower (another program on its core, say) does about a
     fifth of the work, not half: the finish stays even."""

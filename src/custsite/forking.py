@@ -69,15 +69,18 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
                cost: Callable[[T], int]) -> list[R]:
     """`func` of every item, in order, computed by this process and `jobs - 1` forked ones.
     The items are cut into chunks of about equal `cost`; each process takes the next chunk
-    left until none is (this one the first: it always does its part), so the finish is even
-    whichever process runs slower. Forked processes send their results back pickled, and
-    this one takes them in between its own chunks: their pickling and its unpickling overlap
-    the work."""
+    left until none is, so the finish is even whichever process runs slower: this one from
+    the front (the first chunk always: it always does its part), the forked ones from the
+    back. Forked processes send their results back pickled, and this one takes them in
+    between its own chunks: their pickling and its unpickling overlap the work. Results
+    made here are not pickled at all: put first the items whose results cost most to send
+    for the work they take (many small objects)."""
     ctx = multiprocessing.get_context("fork")
     count = max(jobs * CHUNKS_PER_PROCESS, -(-len(items) // MAX_CHUNK))
     bounds = _chunk_bounds([cost(item) for item in items], count)
     chunks: list[list[Any] | None] = [None] * (len(bounds) - 1)
-    taken = ctx.Value("i", 1)  # the next chunk left: the first is this process's
+    # The chunks left are from taken[0] to taken[1]: the first is this process's.
+    taken = ctx.Array("i", [1, len(chunks)])
     readers: list[Connection] = []
     workers = []
     inboxes: list[_Inbox] = []
@@ -93,11 +96,11 @@ def forked_map(func: Callable[[T], R], items: Sequence[T], jobs: int,
             workers.append(proc)
         inboxes = [_Inbox(reader) for reader in readers]  # threads: only once all are forked
         busy = set(range(len(readers)))
-        k = 0
-        while k < len(chunks):
+        k: int | None = 0
+        while k is not None:
             chunks[k] = [func(item) for item in items[bounds[k]:bounds[k + 1]]]
             _take(inboxes, chunks, busy, wait=False)
-            k = _next(taken)
+            k = _next(taken, front=True)
         _take(inboxes, chunks, busy, wait=True)
         results: list[R] = []
         for found in chunks:
@@ -119,11 +122,18 @@ def _chunk_bounds(costs: list[int], count: int) -> list[int]:
     return [*bounds, len(costs)] if costs else [0, 0]
 
 
-def _next(taken: Any) -> int:
+def _next(taken: Any, *, front: bool) -> int | None:
+    """The chunk to take, from the front or from the back of those left; None when none
+    is left."""
     with taken.get_lock():
-        k = int(taken.value)
-        taken.value = k + 1
-    return k
+        first, end = taken[0], taken[1]
+        if first >= end:
+            return None
+        if front:
+            taken[0] = first + 1
+            return int(first)
+        taken[1] = end - 1
+        return int(end - 1)
 
 
 class _Inbox:
@@ -180,7 +190,7 @@ def _take(inboxes: list[_Inbox], chunks: list[list[Any] | None], busy: set[int],
 def _map_chunks(func: Callable[[T], R], items: Sequence[T], bounds: list[int], taken: Any,
                 out: Connection) -> None:
     with reporting(out):
-        while (k := _next(taken)) < len(bounds) - 1:
+        while (k := _next(taken, front=False)) is not None:
             out.send(("chunk", (k, [func(item) for item in items[bounds[k]:bounds[k + 1]]])))
         out.send(("done", None))
 
