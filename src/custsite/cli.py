@@ -91,7 +91,7 @@ def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str | Non
     elif result.problems:
         click.echo(format_text(result.problems, root), err=result.failed(strict=strict))
     else:
-        n = len(result.derived.contacts)
+        n = len(result.derived.portfolio.customers)
         click.echo(f"{n} contacts, {len(result.derived.portfolio.interactions)} interactions: "
                    "no problems")
     if result.failed(strict=strict):

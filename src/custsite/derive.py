@@ -453,8 +453,9 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     """Compute the whole portfolio at `as_of`; `fits` keeps the lifetime models fitted before
     (see lifetime.fit). With `problems_only` (`custsite validate`), what no problem depends
     on is left out: segments, the lifetime models and RFM scores (a lead has neither: no
-    purchase), and the personas of every contact but the leads with a declared status (see
-    _status_checked)."""
+    purchase), the personas of every contact but the leads with a declared status (see
+    _status_checked), and the contacts that neither declare a status nor belong to an
+    organization (no problem of derivation can be about them: see _accounts)."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
@@ -470,6 +471,8 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     base_memo: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = {}
     for cid in sorted(portfolio.customers):
         customer = portfolio.customers[cid]
+        if problems_only and customer.status is None and customer.organization is None:
+            continue
         mine = by_customer.get(cid, ())
         refs = tuple(sorted(referrals.get(cid, ())))
         previous = memo.base.get(cid)
