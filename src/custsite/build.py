@@ -162,7 +162,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
         store.retain({rel: made.digest for rel, made in memos.files.items()})
     writing = store.save()
     stored = store.digests()
-    del store  # what it holds is kept pickled: let it go before the portfolio is derived
+    del store  # its table of entries goes before deriving (a forked process writes the shards)
     check_dates(portfolio, day, config.context(problems))
     fits = fit_store(config)
     derived = derive(portfolio, day, memos.derived if memos else None, fits=fits,
