@@ -218,19 +218,20 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
             value = plain_kept.get(plain, _GAVE_UP)
             if value is _GAVE_UP:
                 value = clean.value(key, convert, YScalar(plain, "", True, path, line, at))
-        elif other in other_kept:
-            value, nodes = other_kept[other]
-            count += nodes
         else:  # a flow collection, a single-quoted text...
-            node = quickyaml.value(other, path, line, at - 1) if other else None
-            if node is None or (type(node) is YScalar and node.is_null):
-                return None  # empty or null; a block
-            nodes = len(node.items) * (2 if isinstance(node, YMap) else 1) \
-                if not isinstance(node, YScalar) else 0
+            kept = other_kept.get(other)
+            if kept is not None:
+                value, nodes = kept
+            else:
+                node = quickyaml.value(other, path, line, at - 1) if other else None
+                if node is None or (type(node) is YScalar and node.is_null):
+                    return None  # empty or null; a block
+                nodes = len(node.items) * (2 if isinstance(node, YMap) else 1) \
+                    if not isinstance(node, YScalar) else 0
+                value = clean.converted(key, convert, node)
+                if value is not _GAVE_UP and len(other_kept) < MAX_KEPT and _immutable(value):
+                    other_kept[other] = (value, nodes)  # a place, a list of tags: they recur
             count += nodes
-            value = clean.converted(key, convert, node)
-            if value is not _GAVE_UP and len(other_kept) < MAX_KEPT and _immutable(value):
-                other_kept[other] = (value, nodes)  # a place, a list of tags: they recur
         if value is _GAVE_UP:
             return None
         values[key] = value

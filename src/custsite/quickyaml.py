@@ -35,6 +35,7 @@ def unusual(text: str) -> bool:
         return len(data.translate(None, _ASCII_UNUSUAL)) != len(data)
     return UNUSUAL.search(text) is not None
 
+
 # A plain scalar in block context: no indicator first, no ": " or " #" inside, no ":" or
 # space last (an indicator starts one only before a character that is not ":" either: "-: x",
 # ":: x"). Runs of other characters and of spaces are taken whole, never given back: the
