@@ -27,7 +27,7 @@ from . import quickyaml
 from .errors import Locs
 from .fields import AS_WRITTEN, Context, Converter, Field
 from .model import Customer, Interaction, Organization
-from .records import INTERACTION_SCHEMA, ORGANIZATION_SCHEMA, interaction
+from .records import INTERACTION_SCHEMA, ORGANIZATION_SCHEMA, interaction, record
 from .ynodes import MAX_NODES, NULL_TEXTS, STR_TAG, YMap, YScalar
 
 _GAVE_UP = object()
@@ -135,8 +135,8 @@ def records(kind: str, text: str, path: str, stem: str, customer_schema: Schema,
         return None
     locs = Locs(path, tuple(names), tuple(spots))
     if kind == "customer":
-        return {"customers": (Customer(id=stem, path=path, locs=locs, **values),)}
-    return {"organizations": (Organization(id=stem, path=path, locs=locs, **values),)}
+        return {"customers": (record(Customer, values, stem, path, locs),)}
+    return {"organizations": (record(Organization, values, stem, path, locs),)}
 
 
 def interactions(text: str, path: str, stem: str, ctx: Context) -> list[Interaction] | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from . import fields as f
 from .config import Config
 from .errors import Locs
 from .fields import Field
+from .frozen import make
 from .model import (
     CONTACT_CHANNELS,
     INTERACTION_KINDS,
@@ -24,6 +25,8 @@ from .model import (
 )
 from .parse import Document
 from .ynodes import YMap, YNode, YSeq, describe
+
+R = TypeVar("R", Customer, Organization, Interaction)
 
 PLACE = f.submapping({"city": Field(f.loose_text), "region": Field(f.loose_text),
                       "country": Field(f.country)}, "a location")
@@ -157,15 +160,14 @@ def to_customer(doc: Document, rid: str, schema: dict[str, Field],
     """`schema` is `customer_schema(config)`, built once per load."""
     assert doc.root is not None
     result = _convert(doc, doc.root, schema, ctx, "a customer")
-    return None if result is None else Customer(id=rid, path=doc.path, locs=result[1],
-                                                **result[0])
+    return None if result is None else record(Customer, result[0], rid, doc.path, result[1])
 
 
 def to_organization(doc: Document, rid: str, ctx: f.Context) -> Organization | None:
     assert doc.root is not None
     result = _convert(doc, doc.root, ORGANIZATION_SCHEMA, ctx, "an organization")
-    return None if result is None else Organization(id=rid, path=doc.path, locs=result[1],
-                                                    **result[0])
+    return None if result is None else record(Organization, result[0], rid, doc.path,
+                                              result[1])
 
 
 def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Persona | None:
@@ -222,8 +224,17 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
 def interaction(values: dict[str, Any], locs: Locs, path: str, customers: tuple[str, ...],
                 default_id: str) -> Interaction:
     """The interaction of these converted fields (less its customers, given apart)."""
-    rid = values.pop("id", None) or default_id
-    return Interaction(id=rid, path=path, locs=locs, customers=customers, **values)
+    values["customers"] = customers
+    return record(Interaction, values, values.pop("id", None) or default_id, path, locs)
+
+
+def record(cls: type[R], values: dict[str, Any], rid: str, path: str, locs: Locs) -> R:
+    """The record of these converted fields (`values`, which it takes), with its id, file and
+    positions."""
+    values["id"] = rid
+    values["path"] = path
+    values["locs"] = locs
+    return make(cls, values)
 
 
 def to_interactions(doc: Document, stem: str, ctx: f.Context) -> list[Interaction]:
