@@ -101,3 +101,23 @@ def test_links_out_of_the_portfolio_are_not_followed(scratch_portfolio: ScratchF
     build = run("build", root=root)
     assert build.exit_code == 1
     assert not (root / "site").exists()
+
+
+@pytest.mark.parametrize("where", ["interaction", "organization"])
+def test_an_id_with_a_final_newline_is_refused(where: str,
+                                               scratch_portfolio: ScratchFactory) -> None:
+    # A double-quoted "\n" ends the text with a newline, which a pattern ending in `$` lets in.
+    files = {"records/customers/ann.yaml": "name: Ann\n",
+             "records/organizations/acme.yaml": "name: Acme\n",
+             "records/interactions/i.yaml": "customer: ann\ndate: 2026-01-01\nkind: call\n"}
+    if where == "interaction":
+        files["records/interactions/i.yaml"] = 'id: "call-one\\n"\n' \
+                                               + files["records/interactions/i.yaml"]
+    else:
+        files["records/customers/ann.yaml"] = 'name: Ann\norganization: "acme\\n"\n'
+    result = run("validate", "--as-of", "2026-06-01", root=scratch_portfolio(files))
+    assert result.exit_code == 1
+    line = next(x for x in result.output.splitlines() if "[invalid-id]" in x)
+    assert line.endswith("error: expected an id (lowercase letters, digits, '-' and '_'), "
+                         "found " + ("'call-one\\n'" if where == "interaction" else "'acme\\n'")
+                         + " [invalid-id]")

@@ -21,7 +21,7 @@ import pycountry
 from .errors import Location, Locs, Problem, did_you_mean, problem
 from .ynodes import STR_TAG, YMap, YNode, YScalar, YSeq, describe
 
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")  # \Z: `$` would let a final newline in
 _INT_RE = re.compile(r"^-?(0|[1-9][0-9]*)$")
 _NUMBER_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
 # What YAML 1.2 core schema tools (js-yaml, ruamel, Go yaml.v3) read as numbers, beyond 1.1.
@@ -202,7 +202,7 @@ def identifier(node: YNode, ctx: Context, key: str) -> str | Invalid:
     if not ID_RE.match(s.text):
         return ctx.report(s.loc, "invalid-id",
                           f"expected an id (lowercase letters, digits, '-' and '_'), "
-                          f"found '{s.text}'")
+                          f"found {s.text!r}")  # repr: a newline shows as \n
     return sys.intern(s.text)  # ids recur (each interaction names its customer): one string
 
 
