@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from custsite.errors import Problem
-from custsite.parse import decode, parse_yaml, read_document
+from custsite.parse import _read_all, decode, parse_yaml, read_document, read_text
+from custsite.validate import signature
 from custsite.ynodes import YMap, YScalar, YSeq
 
 
@@ -145,3 +147,25 @@ def test_records_keep_every_field_position_packed(tmp_path: Path) -> None:
     assert two.locs.get("customers.1") == Location("i.yaml", 5, 18)
     assert one.locs.names is to_interactions(parsed, "i", Config(root=tmp_path).context([]))[
         0].locs.names
+
+
+def test_read_text_takes_the_signature_of_the_file_it_read(tmp_path: Path) -> None:
+    path = tmp_path / "ann.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + b"name: Ann\r\nage: 40\r\n" * 2000)  # BOM, CRLF: 38 KB
+    problems: list[Problem] = []
+    read = read_text(path, "ann.yaml", problems)
+    assert read is not None and not problems
+    assert read.text == "name: Ann\nage: 40\n" * 2000  # all of it, in one read
+    assert read.signature == signature(path)
+    assert read_text(tmp_path / "gone.yaml", "gone.yaml", problems) is None
+    assert [p.code for p in problems] == ["file-unreadable"]
+
+
+def test_a_file_grown_since_its_size_was_taken_is_read_to_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "ann.yaml"
+    path.write_bytes(b"x" * 200_000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_all(fd, 10) == b"x" * 200_000
+    finally:
+        os.close(fd)

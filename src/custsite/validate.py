@@ -52,18 +52,18 @@ RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)),
             *(f"lpt{n}" for n in range(1, 10))}
 
 
-def _check_id(source: SourceFile, ctx: Context) -> bool:
-    if source.stem in RESERVED:
+def _check_id(source: SourceFile, stem: str, ctx: Context) -> bool:
+    if stem in RESERVED:
         ctx.report(Location(source.rel, 1, 1), "invalid-id",
-                   f"'{source.stem}' is a reserved device name on Windows; the site folder "
-                   f"customers/{source.stem}/ could not exist there: rename the file")
+                   f"'{stem}' is a reserved device name on Windows; the site folder "
+                   f"customers/{stem}/ could not exist there: rename the file")
         return False
-    if ID_RE.match(source.stem):
+    if ID_RE.match(stem):
         return True
-    suggestion = source.stem.lower().replace(" ", "-")
+    suggestion = stem.lower().replace(" ", "-")
     hint = f"; rename it to '{suggestion}{source.path.suffix}'" if ID_RE.match(suggestion) else ""
     ctx.report(Location(source.rel, 1, 1), "invalid-id",
-               f"the file name '{source.stem}' is not a valid id (lowercase letters, digits, "
+               f"the file name '{stem}' is not a valid id (lowercase letters, digits, "
                f"'-' and '_', starting with a letter or digit){hint}")
     return False
 
@@ -109,18 +109,23 @@ def signature(path: str | Path) -> tuple[int, int, int]:
 
 MIN_PARALLEL_FILES = 2_000  # below, starting processes costs more than it saves
 FILE_COST = 400  # reading a file costs about as much as converting this many bytes of it
+# The size of a file not looked at before it is read, to share the work (see forked_map):
+# a contact's interactions, a contact or an organization.
+GUESSED_SIZE = {"interaction": 4000, "customer": 300, "organization": 200, "persona": 1000}
 
 
 def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Field],
               known: tuple[int, int, int] | None = None) -> FileRecords:
-    """Read and convert one record file, alone; `known` is its signature when already read."""
+    """Read and convert one record file, alone; `known` is its signature when taken before
+    (else it is taken from the file as it is read)."""
     problems: list[Problem] = []
     ctx = config.context(problems)
-    current = known or signature(source.file)
+    stem = source.stem
     # A badly named file is still read, so that all its problems show in this run.
-    valid_id = _check_id(source, ctx)
+    valid_id = _check_id(source, stem, ctx)
     read = read_text(source.file, source.rel, problems)
-    quick = quickrecords.records(source.kind, read.text, source.rel, source.stem,
+    current = known or (read.signature if read is not None else signature(source.file))
+    quick = quickrecords.records(source.kind, read.text, source.rel, stem,
                                  customer_schema, ctx) \
         if read is not None and source.rel[-3:] != ".md" else None
     doc = read_document(source.file, source.rel, problems, read) \
@@ -132,17 +137,17 @@ def load_file(source: SourceFile, config: Config, customer_schema: dict[str, Fie
             _check_interaction(i, ctx)
     elif doc is not None and doc.root is not None:
         if source.kind == "interaction":
-            found["interactions"] = tuple(records.to_interactions(doc, source.stem, ctx))
+            found["interactions"] = tuple(records.to_interactions(doc, stem, ctx))
             for i in found["interactions"]:
                 _check_interaction(i, ctx)
         elif source.kind == "customer":
-            c = records.to_customer(doc, source.stem, customer_schema, ctx)
+            c = records.to_customer(doc, stem, customer_schema, ctx)
             found["customers"] = (c,) if c else ()
         elif source.kind == "organization":
-            o = records.to_organization(doc, source.stem, ctx)
+            o = records.to_organization(doc, stem, ctx)
             found["organizations"] = (o,) if o else ()
         else:
-            p = records.to_persona(doc, source.stem, config, ctx)
+            p = records.to_persona(doc, stem, config, ctx)
             found["personas"] = (p,) if p else ()
     if not valid_id:
         found = {}
@@ -170,10 +175,14 @@ def load_portfolio(config: Config, problems: list[Problem], *,
     if sources is None:
         sources = discover(config, problems)
     cache = {} if cache is None else cache
-    todo: list[tuple[SourceFile, tuple[int, int, int]]] = []
+    # A file nothing is kept for is read whatever its signature, taken as it is read.
+    compared = store is not None and bool(store.entries)
+    todo: list[tuple[SourceFile, tuple[int, int, int] | None]] = []
     for source in sources:
         cached = cache.get(source.rel)
-        if cached is None or changed is None or source.rel in changed:
+        if cached is None and not compared:
+            todo.append((source, None))
+        elif cached is None or changed is None or source.rel in changed:
             current = signature(source.file)
             if cached is None or cached.signature != current:
                 todo.append((source, current))
@@ -187,11 +196,12 @@ def load_portfolio(config: Config, problems: list[Problem], *,
     return assemble(config, [cache[s.rel] for s in sources], problems, memo)
 
 
-def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]]],
+def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int] | None]],
                jobs: int | None = None, store: RecordStore | None = None) -> list[FileRecords]:
-    """Read and convert these files (with their signatures), in order: those the `store`
-    holds with the same content are taken from it, many others are read by `jobs`
-    processes. Personas are read here: their compiled rules stay in this process."""
+    """Read and convert these files (with their signatures, or None: taken as they are
+    read), in order: those the `store` holds with the same content are taken from it, many
+    others are read by `jobs` processes. Personas are read here: their compiled rules stay
+    in this process."""
     schema = records.customer_schema(config)
     started = time.time_ns()  # every file is read after this
     out: dict[int, FileRecords] = {}
@@ -200,6 +210,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
         for i, (source, current) in enumerate(todo):
             if source.kind == "persona":
                 continue
+            current = current or signature(source.file)
             found = store.unchanged(source.rel, current)
             if found is not None:
                 out[i] = found
@@ -232,7 +243,9 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                         key=lambda i: todo[i][0].kind != "interaction")
 
         def cost(i: int) -> int:
-            return todo[i][1][1] + FILE_COST
+            known = todo[i][1]
+            size = known[1] if known is not None else GUESSED_SIZE[todo[i][0].kind]
+            return size + FILE_COST
 
         out.update(zip(others, forked_map(load, others, jobs, cost), strict=True))
     else:
@@ -242,7 +255,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
         for i in (*rest, *touched):
             source, made = todo[i][0], out[i]
             if made.digest and source.kind != "persona":
-                store.keep(source.rel, made.digest, made, todo[i][1], read_since=started)
+                store.keep(source.rel, made.digest, made, made.signature, read_since=started)
     return [out[i] for i in range(len(todo))]
 
 
