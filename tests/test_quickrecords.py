@@ -80,6 +80,18 @@ def test_common_files_take_the_short_way() -> None:
         "12500.50"
 
 
+def test_a_line_kept_by_its_text_is_placed_where_it_stands() -> None:
+    first = "- customer: c-1\n  date: 2025-01-02\n  kind: note\n"
+    again = "# later\n\n" + first + first  # the same lines again, further down, twice
+    assert same_as_usual(first) and same_as_usual(again)
+    made = quickrecords.interactions(again, PATH, "c-1", Context([]))
+    assert made is not None
+    assert [(i.id, i.loc(""), i.loc("date")) for i in made] == [
+        ("c-1-1", (PATH, 3, 3), (PATH, 4, 9)), ("c-1-2", (PATH, 6, 3), (PATH, 7, 9))]
+    # The same line below an item whose keys stand further right is outside its mapping.
+    assert not same_as_usual("-   customer: c-1\n  date: 2025-01-02\n    kind: note\n")
+
+
 def test_gives_up_outside_its_shape_or_on_any_problem() -> None:
     item = "- customer: c-1\n  date: 2025-01-02\n  kind: note\n"
     assert same_as_usual(item)

@@ -8,7 +8,9 @@ pattern and each value is converted as it is met, by the schema's own converters
 clean result is kept by text: most values recur (kinds, dates, amounts, the file's customer,
 places and tags), and what a converter makes of a text without reporting anything depends on
 the text alone (and on the conversion context, which the kept values are filed under); those
-of flow lists and mappings are kept only when immutable, as they are then shared.
+of flow lists and mappings are kept only when immutable, as they are then shared. Whole lines
+recur too (`  kind: call`, a date, the file's customer): what a line says, apart from where it
+stands, is kept by its text, and such a line is neither matched nor converted again.
 
 Anything else gives up (None), and the file takes the usual way, which reports every problem:
 any line outside the shape, an unknown or repeated field, an empty value, a value its
@@ -39,6 +41,12 @@ Item = tuple[dict[str, Any], list[str], list[int]]  # values, field names, their
 # takes quoted text as written; then the clean values it made of other texts (flow lists and
 # mappings, single-quoted texts), each with the nodes its text counts for.
 _Field = tuple[Converter, dict[str, Any], dict[str, Any], bool, dict[str, tuple[Any, int]]]
+# What one line says, wherever it stands: its indentation, the width of its list dash with
+# the spaces after it (0: none), its key (None: a blank line or a comment), its value's
+# column, the value converted, and the nodes that value counts for beyond its key's.
+_Line = tuple[int, int, str | None, int, Any, int]
+_BLANK: _Line = (0, 0, None, 0, None, 0)
+_Table = tuple[dict[str, _Field], dict[str, _Line]]
 
 
 class _Clean:
@@ -53,17 +61,18 @@ class _Clean:
         self.plain: dict[Converter, dict[str, Any]] = {}
         self.quoted: dict[Converter, dict[str, Any]] = {}
         self.other: dict[Converter, dict[str, tuple[Any, int]]] = {}
-        self.tables: dict[int, tuple[Schema, dict[str, _Field]]] = {}
+        self.tables: dict[int, tuple[Schema, _Table]] = {}
 
-    def table(self, schema: Schema) -> dict[str, _Field]:
-        """Each field's converter with the values kept for it (one lookup per field read)."""
+    def table(self, schema: Schema) -> _Table:
+        """Each field's converter with the values kept for it (one lookup per field read),
+        and the lines of this schema's files kept by their text."""
         found = self.tables.get(id(schema))
         if found is None or found[0] is not schema:
-            found = self.tables[id(schema)] = (schema, {
+            found = self.tables[id(schema)] = (schema, ({
                 key: (spec.convert, self.plain.setdefault(spec.convert, {}),
                       self.quoted.setdefault(spec.convert, {}), spec.convert in AS_WRITTEN,
                       self.other.setdefault(spec.convert, {}))
-                for key, spec in schema.items()})
+                for key, spec in schema.items()}, {}))
         return found[1]
 
     def value(self, key: str, convert: Converter, node: YScalar) -> Any:
@@ -162,16 +171,13 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
     positions as convert_mapping keeps them (the mapping's first, under "")."""
     if quickyaml.unusual(text):
         return None
-    tokens = quickyaml.LINE.findall(text)
-    if len(tokens) != text.count("\n") + 1:
-        return None  # a line the pattern cannot read
     settings = tuple(getattr(ctx, name) for name in _SETTINGS)
     clean = _CLEAN.get(settings)
     if clean is None:
         if len(_CLEAN) >= MAX_CONTEXTS:  # the dev server, through many custsite.yaml edits
             _CLEAN.clear()
         clean = _CLEAN[settings] = _Clean(dict(zip(_SETTINGS, settings, strict=True)))
-    table = clean.table(schema)
+    table, known = clean.table(schema)
     items: list[Item] = []
     dash_at = -1  # the items' dash column (0-based)
     key_at = -1 if listed else 0  # their keys' column
@@ -180,65 +186,92 @@ def _read(text: str, path: str, schema: Schema, ctx: Context, *,
     spots: list[int] = []
     count = 1  # nodes, as quickyaml counts them (it leaves files beyond MAX_NODES to PyYAML)
     line = 0
-    for indent_s, dash, key, sep, quote, quoted, plain, other in tokens:
+    for raw in text.split("\n"):
         line += 1
-        if not key:
-            if dash or quote or plain or (other and other[0] != "#"):
-                return None  # a scalar, a list item without a key, a document marker...
+        said = known.get(raw)
+        if said is None:
+            said = _line(raw, path, line, table, clean, known)
+            if said is None:
+                return None
+        indent, dash, key, at, value, nodes = said
+        if key is None:
             continue  # blank or a comment
         if dash:
-            if not listed or (dash_at >= 0 and len(indent_s) != dash_at):
+            if not listed or (dash_at >= 0 and indent != dash_at):
                 return None
-            dash_at = len(indent_s)
-            key_at = dash_at + len(dash)
+            dash_at = indent
+            key_at = indent + dash
             values, names, spots = {}, [""], [line, key_at + 1]
             items.append((values, names, spots))
             count += 1
-        elif len(indent_s) != key_at:
+        elif indent != key_at:
             return None  # a key outside the mapping above, or a block below a key
         elif not names:  # the first key of a mapping that is the whole file
             names, spots = [""], [line, key_at + 1]
             items.append((values, names, spots))
-        field = table.get(key)
-        if field is None or key in values:
-            return None  # an unknown field; a repeated one
-        convert, plain_kept, quoted_kept, as_written, other_kept = field
-        at = key_at + len(key) + len(sep) + 1
-        if quote:
-            if as_written:
-                value = quoted
-            else:
-                value = quoted_kept.get(quoted, _GAVE_UP)
-                if value is _GAVE_UP:
-                    value = clean.value(key, convert,
-                                        YScalar(quoted, STR_TAG, False, path, line, at))
-        elif plain:
-            if plain in NULL_TEXTS:
-                return None
-            value = plain_kept.get(plain, _GAVE_UP)
-            if value is _GAVE_UP:
-                value = clean.value(key, convert, YScalar(plain, "", True, path, line, at))
-        else:  # a flow collection, a single-quoted text...
-            kept = other_kept.get(other)
-            if kept is not None:
-                value, nodes = kept
-            else:
-                node = quickyaml.value(other, path, line, at - 1) if other else None
-                if node is None or (type(node) is YScalar and node.is_null):
-                    return None  # empty or null; a block
-                nodes = len(node.items) * (2 if isinstance(node, YMap) else 1) \
-                    if not isinstance(node, YScalar) else 0
-                value = clean.converted(key, convert, node)
-                if value is not _GAVE_UP and len(other_kept) < MAX_KEPT and _immutable(value):
-                    other_kept[other] = (value, nodes)  # a place, a list of tags: they recur
-            count += nodes
-        if value is _GAVE_UP:
-            return None
+        if key in values:
+            return None  # a repeated field
         values[key] = value
         names.append(key)
         spots.append(line)
         spots.append(at)
-        count += 2
+        count += 2 + nodes
     if not items or count > MAX_NODES:
         return None
     return items
+
+
+def _line(raw: str, path: str, line: int, table: dict[str, _Field], clean: _Clean,
+          known: dict[str, _Line]) -> _Line | None:
+    """What a line says (kept in `known` by its text, unless its value is free text taken as
+    written, which seldom recurs); None when it is not of the shape read here."""
+    found = quickyaml.LINE.fullmatch(raw)
+    if found is None:
+        return None  # a line the pattern cannot read
+    indent_s, dash, key, sep, quote, quoted, plain, other = found.groups("")
+    if not key:
+        if dash or quote or plain or (other and other[0] != "#"):
+            return None  # a scalar, a list item without a key, a document marker...
+        if len(known) < MAX_KEPT:
+            known[raw] = _BLANK
+        return _BLANK
+    field = table.get(key)
+    if field is None:
+        return None  # an unknown field
+    convert, plain_kept, quoted_kept, as_written, other_kept = field
+    at = len(indent_s) + len(dash) + len(key) + len(sep) + 1
+    nodes = 0
+    keep = True
+    if quote:
+        if as_written:
+            value, keep = quoted, False
+        else:
+            value = quoted_kept.get(quoted, _GAVE_UP)
+            if value is _GAVE_UP:
+                value = clean.value(key, convert, YScalar(quoted, STR_TAG, False, path, line, at))
+    elif plain:
+        if plain in NULL_TEXTS:
+            return None
+        value = plain_kept.get(plain, _GAVE_UP)
+        if value is _GAVE_UP:
+            value = clean.value(key, convert, YScalar(plain, "", True, path, line, at))
+    else:  # a flow collection, a single-quoted text...
+        kept = other_kept.get(other)
+        if kept is not None:
+            value, nodes = kept
+        else:
+            node = quickyaml.value(other, path, line, at - 1) if other else None
+            if node is None or (type(node) is YScalar and node.is_null):
+                return None  # empty or null; a block
+            nodes = len(node.items) * (2 if isinstance(node, YMap) else 1) \
+                if not isinstance(node, YScalar) else 0
+            value = clean.converted(key, convert, node)
+            keep = value is not _GAVE_UP and _immutable(value)  # a place, a list of tags
+            if keep and len(other_kept) < MAX_KEPT:
+                other_kept[other] = (value, nodes)
+    if value is _GAVE_UP:
+        return None
+    said = (len(indent_s), len(dash), key, at, value, nodes)
+    if keep and len(known) < MAX_KEPT:
+        known[raw] = said
+    return said
