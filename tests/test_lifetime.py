@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from custsite import lifetime
+from custsite import fitting, lifetime
 from custsite.build import CheckResult, check
+from custsite.derive import Derived, derive
 from custsite.lifetime import History, LifetimeSettings
 from custsite.model import Interaction
 
@@ -382,3 +388,65 @@ def test_the_likelihoods_gradients_are_their_derivatives(model: str) -> None:
         assert np.isfinite(total)
         assert np.allclose(gradient, numeric, rtol=1e-4, atol=1e-3 * abs(total) / 1e4), \
             (point, gradient, numeric)
+
+
+def _lifetimes(derived: Derived) -> tuple[object, dict[str, object]]:
+    return derived.lifetime, {cid: c.lifetime for cid, c in derived.contacts.items()}
+
+
+def test_a_helper_fits_what_this_process_would_fit(cdnow: CheckResult,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    portfolio, as_of = cdnow.derived.portfolio, cdnow.derived.as_of
+    filled: list[int] = []
+    take = fitting.Fitter.take
+
+    def counted(self: fitting.Fitter, cache: dict[str, str]) -> None:
+        before = len(cache)
+        take(self, cache)
+        filled.append(len(cache) - before)
+
+    monkeypatch.setattr(fitting.Fitter, "take", counted)
+    helper = fitting.Fitter.start()
+    assert helper is not None
+    helped = derive(portfolio, as_of, fitter=helper)
+    assert filled == [2]  # the fit and the estimates, made by the helper
+    assert not helper.proc.is_alive()  # done with
+    alone = derive(portfolio, as_of)
+    assert filled == [2] and helped.lifetime is not None and helped.lifetime.fitted
+    assert _lifetimes(helped) == _lifetimes(alone)
+
+
+def test_a_helper_that_fails_leaves_the_fit_to_this_process(
+        cdnow: CheckResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fitting, "_help", lambda conn, ours: os._exit(3))  # dies before answering
+    portfolio, as_of = cdnow.derived.portfolio, cdnow.derived.as_of
+    assert _lifetimes(derive(portfolio, as_of, fitter=fitting.Fitter.start())) == \
+        _lifetimes(cdnow.derived)
+
+
+def test_this_process_imports_neither_numpy_nor_scipy_when_helped(cdnow_root: Path,
+                                                                  tmp_path: Path) -> None:
+    shutil.copytree(cdnow_root, tmp_path / "p", ignore=shutil.ignore_patterns(".custsite-cache",
+                                                                             "site"))
+    script = ("import sys\nfrom pathlib import Path\nfrom custsite.build import check\n"
+              f"result = check(Path({str(tmp_path / 'p')!r}))\n"
+              "assert result.derived.lifetime.fitted\n"
+              "print(sorted(m for m in ('numpy', 'scipy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_helper_while_other_threads_run() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert fitting.Fitter.start() is None
+    finally:
+        stop.set()
+        other.join()
+    helper = fitting.Fitter.start()
+    assert helper is not None
+    helper.close()
+    assert not helper.proc.is_alive()

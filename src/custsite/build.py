@@ -16,6 +16,7 @@ from .cache import RecordStore, fit_store
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
+from .fitting import Fitter
 from .forking import Background
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
@@ -154,19 +155,27 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     memos = load_memos(path, store) if path is not None else None
     if memos is not None:
         verify(memos, sources, config)  # what is left is as its file: not looked at again
-    portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
-                               cache=memos.files if memos else None,
-                               memo=memos.assembled if memos else None,
-                               changed=set() if memos else None)
-    if memos is not None:
-        store.retain({rel: made.digest for rel, made in memos.files.items()})
-    writing = store.save()
-    stored = store.digests()
-    del store  # its table of entries goes before deriving (a forked process writes the shards)
-    check_dates(portfolio, day, config.context(problems))
-    fits = fit_store(config)
-    derived = derive(portfolio, day, memos.derived if memos else None, fits=fits,
-                     problems_only=problems_only)
+    # Without kept models, a helper imports what fits them while the files are read, and
+    # fits them once deriving has the buyers' histories (see fitting).
+    fitter = Fitter.start() if not problems_only and \
+        (memos is None or memos.derived.lifetime is None) else None
+    try:
+        portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
+                                   cache=memos.files if memos else None,
+                                   memo=memos.assembled if memos else None,
+                                   changed=set() if memos else None)
+        if memos is not None:
+            store.retain({rel: made.digest for rel, made in memos.files.items()})
+        writing = store.save()
+        stored = store.digests()
+        del store  # its entries go before deriving (a forked process writes the shards)
+        check_dates(portfolio, day, config.context(problems))
+        fits = fit_store(config)
+        derived = derive(portfolio, day, memos.derived if memos else None, fits=fits,
+                         problems_only=problems_only, fitter=fitter)
+    finally:
+        if fitter is not None:
+            fitter.close()
     if cache:
         fits.save()
     problems.extend(derived.problems)

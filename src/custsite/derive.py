@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from .config import Config
 from .errors import Problem, problem
+from .fitting import Fitter
 from .frozen import replace
 from .gitinfo import Change
 from .lifetime import UNIT_DAYS, Estimate, History, LifetimeModel, estimate, fit, history
@@ -413,13 +414,10 @@ def _segments_of(contact: Contact, config: Config, as_of: dt.date) -> tuple[str,
     return tuple(joined)
 
 
-def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, memo: DeriveMemo,
-                    fits: MutableMapping[str, str] | None) -> tuple[list[Contact],
-                                                                    LifetimeModel]:
-    """The buyers' histories, the models fitted on them (again only when a history changed)
-    and each buyer's estimates."""
-    settings = config.lifetime
-    unit = UNIT_DAYS[settings.time_unit]
+def _buyers(contacts: list[Contact], as_of: dt.date, config: Config,
+            memo: DeriveMemo) -> dict[str, History]:
+    """Each buyer's history (made again only for a contact that is a new object)."""
+    unit = UNIT_DAYS[config.lifetime.time_unit]
     histories: dict[str, tuple[Contact, History | None]] = {}
     for c in contacts:
         before = memo.histories.get(c.customer.id)
@@ -428,11 +426,21 @@ def _with_lifetimes(contacts: list[Contact], as_of: dt.date, config: Config, mem
         else:
             histories[c.customer.id] = (c, history(c.purchases, as_of, unit, c.currency))
     memo.histories = histories
-    buyers = {cid: h for cid, (_, h) in histories.items() if h is not None}
-    inputs = list(buyers.values())
-    if memo.lifetime is None or memo.lifetime[0] != inputs:
-        model = fit(inputs, settings, config.currency, fits)
-        found = estimate(model, inputs, config.currency, fits)
+    return {cid: h for cid, (_, h) in histories.items() if h is not None}
+
+
+def _with_lifetimes(contacts: list[Contact], buyers: dict[str, History], refit: bool,
+                    config: Config, memo: DeriveMemo, kept: MutableMapping[str, str],
+                    fitter: Fitter | None) -> tuple[list[Contact], LifetimeModel]:
+    """The models fitted on the buyers' histories (again only if `refit`: a history changed;
+    by the `fitter`'s process when it was asked to) and each buyer's estimates; `kept`
+    keeps fits."""
+    if refit or memo.lifetime is None:
+        inputs = list(buyers.values())
+        if fitter is not None:  # else lifetime.fit imports numpy and scipy here
+            fitter.take(kept)
+        model = fit(inputs, config.lifetime, config.currency, kept)
+        found = estimate(model, inputs, config.currency, kept)
         memo.lifetime = (inputs, model, dict(zip(buyers, found, strict=False)))
     _, model, estimates = memo.lifetime
     out, memo.estimated = _step(contacts, memo.estimated, estimates.get,
@@ -449,19 +457,31 @@ def _status_checked(contact: Contact) -> bool:
 
 def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None, *,
            fits: MutableMapping[str, str] | None = None,
-           problems_only: bool = False) -> Derived:
+           problems_only: bool = False, fitter: Fitter | None = None) -> Derived:
     """Compute the whole portfolio at `as_of`; `fits` keeps the lifetime models fitted before
     (see lifetime.fit). With `problems_only` (`custsite validate`), what no problem depends
     on is left out: segments, the lifetime models and RFM scores (a lead has neither: no
     purchase), the personas of every contact but the leads with a declared status (see
     _status_checked), and the contacts that neither declare a status nor belong to an
-    organization (no problem of derivation can be about them: see _accounts)."""
+    organization (no problem of derivation can be about them: see _accounts). A `fitter`
+    fits the lifetime models if they must be (see fitting); it is closed in any case."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
         memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
         memo.rfm, memo.lifetime, memo.histories, memo.estimated = None, None, {}, {}
         memo.accounts = {}
+    try:
+        return _derive(portfolio, as_of, memo, fits, problems_only, fitter)
+    finally:
+        if fitter is not None:
+            fitter.close()
+
+
+def _derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo,
+            fits: MutableMapping[str, str] | None, problems_only: bool,
+            fitter: Fitter | None) -> Derived:
+    config = portfolio.config
     by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
@@ -490,13 +510,21 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     rfm: dict[str, Rfm] = {}
     method = ""
     if not problems_only:
-        contacts, lifetime_model = _with_lifetimes(contacts, as_of, config, memo, fits)
+        buyers = _buyers(contacts, as_of, config, memo)
+        kept = fits if fits is not None else {}
+        inputs = list(buyers.values())
+        refit = memo.lifetime is None or memo.lifetime[0] != inputs
+        if refit and fitter is not None:
+            fitter.ask(inputs, config.lifetime, config.currency, kept)
         # Scores are fifths among all buyers, yet an edit rarely changes what they rank by.
+        # (Made while the fitter fits: they need no lifetime.)
         rfm_inputs = [(c.customer.id, c.purchases[-1].day, len(c.purchases), c.revenue,
                        c.currency) for c in contacts if c.purchases]
         if memo.rfm is None or rfm_inputs != memo.rfm_inputs:
             memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
         rfm, method = memo.rfm
+        contacts, lifetime_model = _with_lifetimes(contacts, buyers, refit, config, memo,
+                                                   kept, fitter)
     if not same_objects(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
     if problems_only:

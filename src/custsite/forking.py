@@ -52,9 +52,18 @@ def _forking() -> Iterator[None]:
 
 
 def start(proc: BaseProcess) -> None:
-    """Start a forked process (see _forking)."""
+    """Start a forked process (see _forking). What this one has printed is flushed first:
+    a process of `multiprocessing` flushes the streams it inherited when it ends, which
+    would print it again."""
+    _flush()
     with _forking():
         proc.start()
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def cpu_count() -> int:
@@ -244,9 +253,7 @@ class Background:
         if not can_fork():
             _quietly(work)
             return
-        for stream in (sys.stdout, sys.stderr):  # else the child flushes them again
-            with contextlib.suppress(Exception):
-                stream.flush()
+        _flush()  # else the child flushes them again
         with _forking():
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)

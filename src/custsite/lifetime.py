@@ -275,7 +275,8 @@ def _conditional(model: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
     return p_alive, np.where(np.isfinite(expected), np.maximum(expected, 0.0), 0.0)
 
 
-def _cache_key(histories: Sequence[History], settings: LifetimeSettings, currency: str) -> str:
+def fit_key(histories: Sequence[History], settings: LifetimeSettings, currency: str) -> str:
+    """What a fit of these histories is kept under (see fit)."""
     digest = hashlib.sha256(repr((MODEL_VERSION, settings, currency)).encode())
     for h in histories:
         digest.update(repr((h.x, h.t_x, h.T, h.mean_spend, h.currency)).encode())
@@ -295,7 +296,7 @@ def fit(histories: Sequence[History], settings: LifetimeSettings, currency: str,
             f"needs at least {settings.min_buyers} buyers and {settings.min_repeat_buyers} "
             "repeat buyers (lifetime.min_buyers, lifetime.min_repeat_buyers) for estimates "
             "worth showing"))
-    key = _cache_key(histories, settings, currency)
+    key = fit_key(histories, settings, currency)
     kept = _from_json(cache.get(key), settings, buyers, repeat) if cache is not None else None
     if kept is not None:
         return replace(kept, histories_key=key)
@@ -370,7 +371,7 @@ def estimate(model: LifetimeModel, histories: Sequence[History], currency: str,
         return []
     if cache is None:
         return _estimate(model, histories, currency)
-    fitted_on = model.histories_key or _cache_key(histories, model.settings, currency)
+    fitted_on = model.histories_key or fit_key(histories, model.settings, currency)
     key = ESTIMATES + hashlib.sha256((fitted_on + _to_json(model)).encode()).hexdigest()
     kept = _estimates_from_json(cache.get(key), histories)
     if kept is not None:
