@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
 
-from custsite import parallel
+from custsite import output, parallel
 from custsite.build import build
 from custsite.errors import TemplateFailed
 
@@ -98,3 +99,37 @@ def test_records_read_by_processes_are_kept(monkeypatch: pytest.MonkeyPatch,
     assert seen and all(rel.startswith("personas/") for rel in seen)  # the store's
     assert digest(tmp_path / "again") == digest(root / "site")
     assert digest(tmp_path / "memos") == digest(root / "site")
+
+
+@pytest.mark.usefixtures("every_size")
+def test_a_cold_build_has_its_pages_written_by_the_processes_rendering_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No previous site: each rendering process writes its pages into the new folder and
+    names them; the main process only makes the spare. The site, and the warm build after an
+    edit that starts from that spare, are those of one process."""
+    root, alone = _portfolio(tmp_path / "a"), _portfolio(tmp_path / "b")
+    seen: list[tuple[str, bool]] = []
+    put = output._Tree.put
+
+    def noted(self: output._Tree, page: output.Page) -> None:
+        if not page.kept:  # the new site's pages, not the spare's links to them
+            seen.append((page.path, page.written))
+        put(self, page)
+
+    monkeypatch.setattr(output._Tree, "put", noted)
+    build(root, as_of=AS_OF, jobs=2)
+    assert {written for path, written in seen if path != output.MARKER} == {True}
+    build(alone, as_of=AS_OF, jobs=1)
+    assert digest(root / "site") == digest(alone / "site")
+    spare = next((root / ".custsite-cache").glob("site-*[!t]"))  # not the .output record
+    assert digest(spare) == digest(root / "site")
+    for portfolio in (root, alone):
+        customer = portfolio / "records/customers/ahmed-hassan.yaml"
+        customer.write_text(customer.read_text().replace("name: ", "name: Dr ", 1))
+    seen.clear()
+    build(root, as_of=AS_OF, jobs=2)  # into the spare, which a previous site's files link
+    assert seen and not any(written for _, written in seen)
+    shutil.rmtree(alone / "site")
+    shutil.rmtree(alone / ".custsite-cache")
+    build(alone, as_of=AS_OF, jobs=1)
+    assert digest(root / "site") == digest(alone / "site")

@@ -21,7 +21,7 @@ from .forking import Background
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, verify
-from .output import prune_spares, write_site
+from .output import Direct, prune_spares, write_site
 from .sources import discover
 from .validate import check_dates, load_portfolio
 
@@ -237,13 +237,14 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         contacts, problems = len(derived.contacts), result.problems
         forget(config)  # a build killed after the swap must not leave a stale record behind
         compiled = CompiledTemplates(root / config.paths.cache, code_version())
-        pages = render_pages(derived, notes, jobs, keep, rows, compiled)
+        direct = Direct()  # a cold build's pages are written by the processes rendering them
+        pages = render_pages(derived, notes, jobs, keep, rows, compiled, direct)
         # From here on, only the rendering holds the portfolio: rendered in other processes, it
         # is freed here (a third of the largest process's memory).
         del derived, result
         with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
             spare = spare_site(config, out)
-            count = write_site(pages, out, root=root, spare=spare)
+            count = write_site(pages, out, root=root, spare=spare, direct=direct)
         prune_spares(spare.parent, SPARE_PREFIX, keep=spare)
         compiled.prune()
         remember_pages(config, hashes, out)

@@ -5,7 +5,9 @@ derived portfolio, so after derivation the build forks worker processes that inh
 is in memory (see forking): nothing of the portfolio is pickled. Workers take pages from a
 shared counter in chunks (the costly list pages first, then the contacts' pages), render them
 and send the bytes back through a pipe; the parent writes them as they come (see
-output.write_site), so no process ever holds the whole site. The notes a worker rendered go
+output.write_site), so no process ever holds the whole site. Into a new folder with no
+previous site to link from (a cold build), the workers write their pages themselves and send
+only their paths (see output.Direct). The notes a worker rendered go
 back to the parent for the notes cache. A page is the same bytes whichever process renders it.
 The build freezes the collector's view of what existed before (build.frozen_gc): a child's
 collections never touch, hence never copy, the memory it inherited.
@@ -24,7 +26,7 @@ from .cache import NoteStore
 from .derive import Derived
 from .errors import CustsiteError
 from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
-from .output import Page
+from .output import Direct, Page, write_new
 from .pages import PageSpec, customer_path
 from .render import CompiledTemplates, Renderer, RowCache, environment
 
@@ -43,10 +45,13 @@ def _order(specs: list[PageSpec]) -> list[PageSpec]:
 
 def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | None = None,
                  keep: frozenset[str] = frozenset(), rows: RowCache | None = None,
-                 compiled: CompiledTemplates | None = None) -> Iterator[Page]:
+                 compiled: CompiledTemplates | None = None,
+                 direct: Direct | None = None) -> Iterator[Page]:
     """Every file of the site, in no particular order, rendered by `jobs` processes (default:
     one per core); the pages in `keep` are the previous site's (see reuse). The table rows
-    made end up in `rows`, whichever process made them; `compiled` keeps the templates."""
+    made end up in `rows`, whichever process made them; `compiled` keeps the templates.
+    When `direct` has a folder by the time the processes start, they write their pages into
+    it themselves and only name them (see output.Direct)."""
     renderer = Renderer(derived, rows, environment(derived.config, compiled, reload=False),
                         notes=notes)
     renderer.csv_columns()  # here, before any fork: kept CSV lines of other columns go
@@ -80,7 +85,8 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
         yield from renderer.assets()
         return
     cache = renderer.cache
-    workers, readers = _start(renderer, specs, notes, jobs)
+    folder = direct.folder if direct is not None else None
+    workers, readers = _start(renderer, specs, notes, jobs, folder)
     # The workers have the portfolio: this process lets it go (the caller holds none of it,
     # see build), and only writes what they send.
     del derived, renderer, specs
@@ -89,7 +95,7 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
 
 
 def _start(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
-           jobs: int) -> tuple[list[BaseProcess], list[Connection]]:
+           jobs: int, folder: str | None) -> tuple[list[BaseProcess], list[Connection]]:
     global _JOB
     ctx = multiprocessing.get_context("fork")
     taken = ctx.Value("i", 0)  # where the next chunk of specs starts
@@ -97,7 +103,7 @@ def _start(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
     workers: list[BaseProcess] = []
     # Inherited by the forked workers, and held by nothing here once they started (a
     # Process object keeps its arguments).
-    _JOB = (renderer, specs, notes)
+    _JOB = (renderer, specs, notes, folder)
     try:
         for _ in range(jobs):
             reader, writer = ctx.Pipe(duplex=False)
@@ -114,7 +120,7 @@ def _start(renderer: Renderer, specs: list[PageSpec], notes: NoteStore | None,
     return workers, readers
 
 
-_JOB: tuple[Renderer, list[PageSpec], NoteStore | None] | None = None
+_JOB: tuple[Renderer, list[PageSpec], NoteStore | None, str | None] | None = None
 
 
 def _collect(workers: list[BaseProcess], readers: list[Connection], rows: RowCache,
@@ -131,6 +137,9 @@ def _collect(workers: list[BaseProcess], readers: list[Connection], rows: RowCac
                 if kind == "pages":
                     for path, content in payload:
                         yield Page(path, content)
+                elif kind == "written":
+                    for path in payload:
+                        yield Page(path, b"", written=True)
                 elif kind == "made":
                     new_notes, new_rows = payload
                     if notes is not None:
@@ -152,10 +161,10 @@ def _chunk(renderer: Renderer, specs: list[PageSpec], *, with_assets: bool) -> I
 
 
 def _work(taken: Any, out: Connection) -> None:
-    """A worker: take chunks until none is left, send their pages and what each added to the
-    caches (notes, rows)."""
+    """A worker: take chunks until none is left, send their pages (or, with a folder to
+    write them in, their paths) and what each added to the caches (notes, rows)."""
     assert _JOB is not None
-    renderer, specs, notes = _JOB
+    renderer, specs, notes, folder = _JOB
     mark = len(notes.order) if notes is not None else 0  # notes sent: the first `mark`
     with reporting(out):
         while True:
@@ -165,8 +174,12 @@ def _work(taken: Any, out: Connection) -> None:
             if first >= len(specs):
                 break
             made: list[tuple[str, bytes]] = []
+            written: list[str] = []
             size = 0
             for page in _chunk(renderer, specs[first:first + CHUNK], with_assets=first == 0):
+                if folder is not None:
+                    written.append(write_new(folder, page.path, page.content))
+                    continue
                 made.append((page.path, page.content))
                 size += len(page.content)
                 if size >= FLUSH_BYTES:  # list pages are large: never many held at once
@@ -174,6 +187,8 @@ def _work(taken: Any, out: Connection) -> None:
                     made, size = [], 0
             if made:
                 out.send(("pages", made))
+            if written:
+                out.send(("written", written))
             # What this chunk added to the caches goes now, not all at the end.
             new_notes = notes.since(mark) if notes is not None else ({}, [])
             mark = len(notes.order) if notes is not None else 0
