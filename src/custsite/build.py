@@ -23,7 +23,7 @@ from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, verify
 from .output import Direct, prune_spares, write_site
 from .sources import discover
-from .validate import check_dates, load_portfolio
+from .validate import MIN_PARALLEL_FILES, check_dates, load_portfolio
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,9 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     if memos is not None:
         verify(memos, sources, config)  # what is left is as its file: not looked at again
     # Without kept models, a helper imports what fits them while the files are read, and
-    # fits them once deriving has the buyers' histories (see fitting).
-    fitter = Fitter.start() if not problems_only and \
+    # fits them once deriving has the buyers' histories (see fitting). Not for a portfolio
+    # read by one process: too few buyers to fit, often, and nothing to overlap with.
+    fitter = Fitter.start() if not problems_only and len(sources) >= MIN_PARALLEL_FILES and \
         (memos is None or memos.derived.lifetime is None) else None
     try:
         portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
