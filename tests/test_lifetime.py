@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -422,6 +423,19 @@ def test_a_helper_that_fails_leaves_the_fit_to_this_process(
     portfolio, as_of = cdnow.derived.portfolio, cdnow.derived.as_of
     assert _lifetimes(derive(portfolio, as_of, fitter=fitting.Fitter.start())) == \
         _lifetimes(cdnow.derived)
+
+
+def test_a_helper_that_takes_too_long_is_stopped_and_the_fit_made_here(
+        cdnow: CheckResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fitting, "_help", lambda conn, ours: time.sleep(60))
+    monkeypatch.setattr(fitting, "PATIENCE_S", 0.5)
+    helper = fitting.Fitter.start()
+    assert helper is not None
+    started = time.monotonic()
+    derived = derive(cdnow.derived.portfolio, cdnow.derived.as_of, fitter=helper)
+    assert time.monotonic() - started < 30
+    assert _lifetimes(derived) == _lifetimes(cdnow.derived)
+    assert not helper.proc.is_alive()
 
 
 def test_this_process_imports_neither_numpy_nor_scipy_when_helped(cdnow_root: Path,
