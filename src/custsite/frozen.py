@@ -17,8 +17,8 @@ T = TypeVar("T")
 
 _NAMES: dict[type, frozenset[str]] = {}
 # Per class: every field with its default (None for a required one), in the order of the
-# fields; the required fields; and those made by a factory, with it.
-_Shape = tuple[tuple[tuple[str, Any], ...], frozenset[str],
+# fields; the names of all of them; the required ones; and those made by a factory, with it.
+_Shape = tuple[tuple[tuple[str, Any], ...], frozenset[str], frozenset[str],
                tuple[tuple[str, Callable[[], Any]], ...]]
 _SHAPES: dict[type, _Shape] = {}
 
@@ -42,7 +42,8 @@ def _shape(cls: type) -> _Shape:
             made.append((f.name, f.default_factory))
         else:
             required.add(f.name)
-    shape = _SHAPES[cls] = (tuple(defaults), frozenset(required), tuple(made))
+    shape = _SHAPES[cls] = (tuple(defaults), frozenset(name for name, _ in defaults),
+                            frozenset(required), tuple(made))
     return shape
 
 
@@ -50,9 +51,7 @@ def make(cls: type[T], values: dict[str, Any], /) -> T:
     """`cls(**values)`. The fields are set in their order, one by one (a dict updated from
     another dict at once would get a table of keys of its own: the instances of a class
     share one, which holds half of each one's memory)."""
-    shape = _SHAPES.get(cls) or _shape(cls)
-    defaults, required, made = shape
-    names = _NAMES.get(cls) or _names(cls)
+    defaults, names, required, made = _SHAPES.get(cls) or _shape(cls)
     if not values.keys() <= names or not required <= values.keys():
         given, missing = values.keys() - names, required - values.keys()
         raise TypeError(f"{cls.__name__}: unknown fields {sorted(given)}, "
