@@ -464,24 +464,13 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     purchase), the personas of every contact but the leads with a declared status (see
     _status_checked), and the contacts that neither declare a status nor belong to an
     organization (no problem of derivation can be about them: see _accounts). A `fitter`
-    fits the lifetime models if they must be (see fitting); it is closed in any case."""
+    fits the lifetime models if they must be (see fitting); its caller closes it."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
     if memo.key != (as_of, config):
         memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
         memo.rfm, memo.lifetime, memo.histories, memo.estimated = None, None, {}, {}
         memo.accounts = {}
-    try:
-        return _derive(portfolio, as_of, memo, fits, problems_only, fitter)
-    finally:
-        if fitter is not None:
-            fitter.close()
-
-
-def _derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo,
-            fits: MutableMapping[str, str] | None, problems_only: bool,
-            fitter: Fitter | None) -> Derived:
-    config = portfolio.config
     by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
