@@ -393,6 +393,29 @@ def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFa
     assert "Bob Stonex" in (root / "site/customers/bob/index.html").read_text()
 
 
+def test_a_warm_build_looks_at_each_file_once(scratch_portfolio: ScratchFactory,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signatures taken for the fingerprint are those the kept files are checked by:
+    no file is looked at a second time, and an edit made before the build is still seen."""
+    import os
+    import time
+
+    from custsite import memos
+
+    root = scratch_portfolio(FILES)
+    hour_ago = time.time() - 3600
+    for path in (root / "records").rglob("*.*"):
+        os.utime(path, (hour_ago, hour_ago))
+    build(root)
+    again = _calls(monkeypatch, memos, "signature")
+    seen = _converting(monkeypatch)
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stoner\n")
+    build(root)
+    assert again == []
+    assert seen == ["records/customers/bob.yaml"]
+    assert "Bob Stoner" in (root / "site/customers/bob/index.html").read_text()
+
+
 def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactory,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A build starts from the last build's memos (see memos): after an edit, only the

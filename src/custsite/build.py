@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache import RecordStore, fit_store
+from .cache import RecordStore, Signature, fit_store
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive
 from .errors import Problem, Severity, ValidationFailed
@@ -142,7 +142,7 @@ def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
 
 
 def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
-           problems_only: bool = False) -> CheckResult:
+           problems_only: bool = False, seen: dict[str, Signature] | None = None) -> CheckResult:
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
@@ -154,7 +154,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     path = memos_path(config, store.key) if cache else None
     memos = load_memos(path, store) if path is not None else None
     if memos is not None:
-        verify(memos, sources, config)  # what is left is as its file: not looked at again
+        verify(memos, sources, config, seen)  # what is left is as its file: not read again
     # Without kept models, a helper imports what fits them while the files are read, and
     # fits them once deriving has the buyers' histories (see fitting). Not for a portfolio
     # read by one process: too few buyers to fit, often, and nothing to overlap with.
@@ -193,7 +193,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     config = load_config(root, config_problems)
     day = source_date(as_of, config.as_of)
     out = output if output is not None else root / config.paths.output
-    stamp = fingerprint(config, day, out)
+    seen: dict[str, Signature] = {}  # each file's signature, taken for the fingerprint
+    stamp = fingerprint(config, day, out, seen)
     last = up_to_date(config, stamp, out)
     if last is not None and not config_problems:
         problems = list(last.problems)
@@ -201,18 +202,19 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
             raise ValidationFailed(problems)
         return BuildResult(out, last.files, last.contacts, day, problems, fresh=True)
     with paused_gc():  # the portfolio stays alive to the end: nothing for the collector
-        return _build(root, config, day, out, stamp, as_of, strict, jobs)
+        return _build(root, config, day, out, stamp, as_of, strict, jobs, seen)
 
 
 def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
-           as_of: dt.date | None, strict: bool, jobs: int | None) -> BuildResult:
+           as_of: dt.date | None, strict: bool, jobs: int | None,
+           seen: dict[str, Signature]) -> BuildResult:
     # Rendering is imported only by builds that render: `validate` and builds with nothing
     # to do start faster without Jinja and Markdown.
     from .parallel import render_pages
     from .render import CompiledTemplates, kept_figures, rendered_notes
     from .reuse import RowStore, page_hashes, remember_pages, reusable
 
-    result = _check(root, as_of, True, jobs)  # in paused_gc: see build
+    result = _check(root, as_of, True, jobs, seen=seen)  # in paused_gc: see build
     memos = result.memos
     saving: Background | None = None
     writing = result.writing

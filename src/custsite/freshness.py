@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
-from .cache import read_json, write_json
+from .cache import Signature, read_json, write_json
 from .config import CONFIG_FILE, Config
 from .errors import Location, Problem, Severity
 from .gitinfo import history_state
@@ -41,9 +41,9 @@ class LastBuild:
     problems: tuple[Problem, ...]
 
 
-def _files(folder: Path) -> list[tuple[str, int, int]]:
+def _files(folder: Path, seen: dict[str, Signature] | None = None) -> list[tuple[str, int, int]]:
     """Every file below `folder` (links followed to files, not to folders), with its size
-    and modification time."""
+    and modification time; into `seen`, each one's signature by its path."""
     found = []
     top = str(folder)
     for base, dirs, names in os.walk(top):
@@ -56,6 +56,8 @@ def _files(folder: Path) -> list[tuple[str, int, int]]:
             except OSError:
                 continue
             found.append((os.path.join(prefix, name), st.st_size, st.st_mtime_ns))
+            if seen is not None:
+                seen[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
     return found
 
 
@@ -75,8 +77,11 @@ def code_version() -> str:
     return hashlib.sha256(repr((versions, _files(package))).encode()).hexdigest()
 
 
-def fingerprint(config: Config, as_of: dt.date, output: Path) -> str:
-    """The hash of everything the site at `output` is made from."""
+def fingerprint(config: Config, as_of: dt.date, output: Path,
+                seen: dict[str, Signature] | None = None) -> str:
+    """The hash of everything the site at `output` is made from. Into `seen`, the
+    signature of each file looked at, by its path (os.fspath of the folder it is in, and its
+    name): a build that goes on need not look at them again (see memos.verify)."""
     digest = hashlib.sha256()
     digest.update(repr((code_version(), as_of.isoformat(), str(output.resolve()),
                         history_state(config.root))).encode())
@@ -84,7 +89,7 @@ def fingerprint(config: Config, as_of: dt.date, output: Path) -> str:
     digest.update(config_file.read_bytes() if config_file.is_file() else b"")
     p = config.paths
     for folder in (p.customers, p.organizations, p.interactions, p.personas, p.templates):
-        digest.update(repr((folder, _files(config.root / folder))).encode())
+        digest.update(repr((folder, _files(config.root / folder, seen))).encode())
     return digest.hexdigest()
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .cache import RecordStore, read_signed_pickle, settled, write_signed
+from .cache import RecordStore, Signature, read_signed_pickle, settled, write_signed
 from .config import Config
 from .derive import Contact, DeriveMemo
 from .forking import Background
@@ -152,15 +152,18 @@ def load_memos(path: Path, store: RecordStore) -> BuildMemos:
     return found if isinstance(found, BuildMemos) else BuildMemos()
 
 
-def verify(memos: BuildMemos, sources: list[SourceFile], config: Config) -> None:
+def verify(memos: BuildMemos, sources: list[SourceFile], config: Config,
+           seen: dict[str, Signature] | None = None) -> None:
     """Drop the kept files that cannot be trusted as they are (see the module's docstring);
-    those with the same content stay, as the same objects."""
+    those with the same content stay, as the same objects. `seen`: signatures taken just
+    before, by file path (see freshness.fingerprint); the others are taken here."""
     schema = None
+    seen = seen or {}
     for source in sources:
         kept = memos.files.get(source.rel)
         if kept is None:
             continue
-        current = signature(source.file)
+        current = seen.get(source.file) or signature(source.file)
         if source.kind == "persona":
             schema = schema or customer_schema(config)
             again = load_file(source, config, schema, current)
