@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 import shutil
@@ -10,6 +11,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from custsite.output import Page
 
 from .conftest import REPO
 
@@ -192,41 +197,46 @@ def test_page_paths_never_leave_the_site(tmp_path: Path) -> None:
     assert not (tmp_path / "x.html").exists()
 
 
-def test_a_damaged_spare_is_brought_back_to_the_new_site(tmp_path: Path) -> None:
-    """The spare (the site before the last, reused to avoid making every folder again) is
-    whatever a killed build or a user left there: every file is checked, and the live site
-    is never written into through its hard links."""
-    from custsite.output import MARKER, Page, write_site
+def _small_site(version: str) -> list[Page]:
+    return [Page("index.html", b"home"), Page(f"customers/{version}/index.html", b"v"),
+            Page("customers/ann/index.html", f"ann {version}".encode()),
+            Page("data/all.json", version.encode())]
 
-    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
 
-    def site(version: str) -> list[Page]:
-        return [Page("index.html", b"home"), Page(f"customers/{version}/index.html", b"v"),
-                Page("customers/ann/index.html", f"ann {version}".encode()),
-                Page("data/all.json", version.encode())]
-
-    write_site(site("one"), out, root=root, spare=spare)
-    # No previous site to keep: the spare is made beside the new one, its files linked.
-    assert digest(spare) == digest(out)
-    assert (spare / "customers/ann/index.html").stat().st_ino == \
-        (out / "customers/ann/index.html").stat().st_ino
-    write_site(site("two"), out, root=root, spare=spare)
-    assert (spare / "customers/one/index.html").is_file()  # the previous site waits
-    live = digest(out)
-    # Damage the spare every way: a changed file (replaced: it may be the live one's link),
-    # extra files and folders, a folder where a file goes, a file where a folder goes, links.
+def _damage(spare: Path, out: Path) -> None:
+    """Damage a spare every way: a changed file (replaced: it may be the live one's link),
+    extra files and folders, a folder where a file goes, a file where a folder goes, links."""
     (spare / "customers/ann/index.html").unlink()
     (spare / "customers/ann/index.html").write_bytes(b"tampered")
     (spare / "stray/deep").mkdir(parents=True)
     (spare / "stray/deep/x.html").write_bytes(b"x")
     (spare / "index.html").unlink()
     (spare / "index.html").mkdir()
+    (spare / "index.html/inside.html").write_bytes(b"in the way")
     shutil.rmtree(spare / "data")
     (spare / "data").write_bytes(b"not a folder")
     (spare / "customers/link").symlink_to(out)
-    write_site(site("three"), out, root=root, spare=spare)
+
+
+def test_a_damaged_spare_is_brought_back_to_the_new_site(tmp_path: Path) -> None:
+    """The spare (the site before the last, reused to avoid making every folder again) is
+    whatever a killed build or a user left there: every file is checked, and the live site
+    is never written into through its hard links."""
+    from custsite.output import MARKER, write_site
+
+    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
+    write_site(_small_site("one"), out, root=root, spare=spare)
+    # No previous site to keep: the spare is made beside the new one, its files linked.
+    assert digest(spare) == digest(out)
+    assert (spare / "customers/ann/index.html").stat().st_ino == \
+        (out / "customers/ann/index.html").stat().st_ino
+    write_site(_small_site("two"), out, root=root, spare=spare)
+    assert (spare / "customers/one/index.html").is_file()  # the previous site waits
+    live = digest(out)
+    _damage(spare, out)
+    write_site(_small_site("three"), out, root=root, spare=spare)
     fresh = tmp_path / "fresh"
-    write_site(site("three"), fresh, root=root)
+    write_site(_small_site("three"), fresh, root=root)
     assert digest(out) == digest(fresh)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == \
         sorted(p.relative_to(fresh).as_posix() for p in fresh.rglob("*"))
@@ -291,3 +301,93 @@ def test_spares_of_output_folders_since_removed_are_pruned(tmp_path: Path) -> No
     assert not preview_spare.exists() and not (cache / f"{preview_spare.name}.output").exists()
     assert main_spare.is_dir() and (cache / f"{main_spare.name}.output").is_file()
     assert not old.exists() and recent.is_dir()
+
+
+def _inodes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.lstat().st_ino for p in folder.rglob("*")
+            if not p.is_dir() or p.is_symlink()}
+
+
+def test_a_spare_levelled_with_the_live_site_holds_its_files(tmp_path: Path) -> None:
+    """Levelling (done while a build reads, see output.Level) leaves the spare, however
+    damaged, holding every folder and regular file of the live site as links to the live
+    files, and nothing else; the live site is not touched."""
+    from custsite.output import level, write_site
+
+    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
+    write_site(_small_site("one"), out, root=root, spare=spare)
+    write_site(_small_site("two"), out, root=root, spare=spare)
+    (out / "customers/link.html").symlink_to(out / "index.html")  # not a regular file
+    live, live_inodes = digest(out), _inodes(out)
+    _damage(spare, out)
+    dirs, files = level(spare, out)
+    assert digest(out) == live and _inodes(out) == live_inodes  # untouched
+    assert dirs == {"", "customers", "customers/ann", "customers/two", "data"}
+    regular = {rel: ino for rel, ino in live_inodes.items() if rel != "customers/link.html"}
+    assert files == regular and _inodes(spare) == regular
+    assert {p.relative_to(spare).as_posix() for p in spare.rglob("*") if p.is_dir()} == \
+        dirs - {""}
+    assert level(spare, out) == (dirs, files)  # once level, nothing more to do
+
+
+def test_a_build_writes_through_the_levelled_spare_or_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an edit, the process building looks at neither folder (the spare was levelled
+    meanwhile by another); when levelling fails, it checks the spare itself. Either way the
+    site is the one a cold build writes."""
+    from custsite import output
+    from custsite.build import build
+
+    root = _portfolio(tmp_path)
+    record = root / "records/customers/jenny-park.yaml"
+    text = record.read_text()
+    build(root)
+    build(root, as_of=dt.date(2026, 6, 2))  # the spare is now a site, not the first's mirror
+    scanned: list[str] = []
+    real_scan, real_level = output._scan, output.level
+
+    def scan(folder: str, **kwargs: bool) -> object:
+        scanned.append(folder)  # in this process only: the levelling one has its own list
+        return real_scan(folder, **kwargs)
+
+    def failing(spare: Path, live: Path) -> object:
+        raise OSError("no hard links here")
+
+    monkeypatch.setattr(output, "_scan", scan)
+    for n, broken in enumerate((False, True, False)):
+        monkeypatch.setattr(output, "level", failing if broken else real_level)
+        record.write_text(text.replace("name: Jenny Park", f"name: Jenny Park {n}"))
+        scanned.clear()
+        build(root)
+        assert len(scanned) == (1 if broken else 0)
+        cold = tmp_path / f"cold{n}"
+        shutil.copytree(root, cold, ignore=shutil.ignore_patterns("site", ".custsite-cache"))
+        build(cold)
+        assert digest(root / "site") == digest(cold / "site")
+        assert f"Jenny Park {n}" in (root / "site/customers/jenny-park/index.html").read_text()
+
+
+def test_builds_of_one_site_take_turns(tmp_path: Path) -> None:
+    """A build holds its output folder's turn from before it looks at the sites to its
+    swap: a write waits while another process holds it, and the process holding it may
+    write (the turn is already its own)."""
+    from custsite.output import Page, turn, write_site
+
+    out, root = tmp_path / "site", tmp_path / "portfolio"
+    released = tmp_path / "released"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from custsite.output import turn\n"
+         f"with turn(Path({str(tmp_path)!r})):\n"
+         "    print('held', flush=True); time.sleep(1.0)\n"
+         f"    Path({str(released)!r}).write_text(str(time.time()))\n"],
+        stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    write_site([Page("index.html", b"home")], out, root=root)
+    done = time.time()
+    assert holder.wait(timeout=30) == 0
+    holder.stdout.close()
+    assert float(released.read_text()) <= done
+    with turn(tmp_path):
+        write_site([Page("index.html", b"again")], out, root=root)
+    assert (out / "index.html").read_bytes() == b"again"

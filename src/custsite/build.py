@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -21,7 +22,7 @@ from .forking import Background
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, verify
-from .output import Direct, prune_spares, write_site
+from .output import Direct, Level, prune_spares, turn, write_site
 from .sources import discover
 from .validate import MIN_PARALLEL_FILES, check_dates, load_portfolio
 
@@ -201,13 +202,20 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         if any(p.severity is Severity.ERROR or strict for p in problems):
             raise ValidationFailed(problems)
         return BuildResult(out, last.files, last.contacts, day, problems, fresh=True)
-    with paused_gc():  # the portfolio stays alive to the end: nothing for the collector
-        return _build(root, config, day, out, stamp, as_of, strict, jobs, seen)
+    # The portfolio stays alive to the end: nothing for the collector. The site's turn is
+    # this build's from here: the spare is levelled with the live site meanwhile (see Level).
+    with paused_gc(), turn(out.parent) if out.parent.is_dir() else contextlib.nullcontext():
+        levelled = Level.start(out, spare_site(config, out))
+        try:
+            return _build(root, config, day, out, stamp, as_of, strict, jobs, seen, levelled)
+        finally:
+            if levelled is not None:
+                levelled.cancel()  # done, or stopped: a failed build writes nothing
 
 
 def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
            as_of: dt.date | None, strict: bool, jobs: int | None,
-           seen: dict[str, Signature]) -> BuildResult:
+           seen: dict[str, Signature], levelled: Level | None) -> BuildResult:
     # Rendering is imported only by builds that render: `validate` and builds with nothing
     # to do start faster without Jinja and Markdown.
     from .parallel import render_pages
@@ -233,7 +241,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         if failed:
             raise ValidationFailed(result.problems)
         notes = rendered_notes(result.config)
-        keep = reusable(derived, hashes, out)
+        keep = reusable(derived, hashes, out, levelled.listing() if levelled else None)
         kept_rows = RowStore(derived, hashes)
         rows = kept_rows.cache()
         rows.figures = figures
@@ -247,7 +255,8 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         del derived, result
         with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
             spare = spare_site(config, out)
-            count = write_site(pages, out, root=root, spare=spare, direct=direct)
+            count = write_site(pages, out, root=root, spare=spare, direct=direct,
+                               levelled=levelled)
         prune_spares(spare.parent, SPARE_PREFIX, keep=spare)
         compiled.prune()
         remember_pages(config, hashes, out)

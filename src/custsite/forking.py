@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -245,33 +246,56 @@ def raise_reported(kind: str, payload: Any) -> None:
 class Background:
     """Work done by a forked process while this one goes on (where processes cannot be
     forked: done at once, here). Whatever the work raises is only logged: it is work worth
-    doing, never what decides the outcome. `wait` before relying on what it made. Nothing of
-    the work is kept here: what it holds is this process's to let go of."""
+    doing, never what decides the outcome. `wait` before relying on what it made; it
+    returns what the work returned (pickled back through a pipe), or None if it failed.
+    Nothing of the work is kept here: what it holds is this process's to let go of."""
 
     def __init__(self, work: Callable[[], object]) -> None:
         self.pid: int | None = None
+        self.reader: Connection | None = None
+        self.result: object = None
         if not can_fork():
-            _quietly(work)
+            self.result = _quietly(work)
             return
+        reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
         _flush()  # else the child flushes them again
         with _forking():
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:
-                _quietly(work)
+                reader.close()
+                made = _quietly(work)
+                with contextlib.suppress(Exception):
+                    writer.send(made)
             finally:
                 os._exit(0)
-        self.pid = pid
+        writer.close()
+        self.pid, self.reader = pid, reader
 
-    def wait(self) -> None:
+    def wait(self) -> object:
+        if self.reader is not None:
+            with contextlib.suppress(Exception):  # ended without an answer: None
+                self.result = self.reader.recv()
+            self.reader.close()
+            self.reader = None
         if self.pid is not None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
             self.pid = None
+        return self.result
+
+    def cancel(self) -> None:
+        """Stop the work wherever it is (it must leave nothing that matters half done)."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self.wait()
+        self.result = None
 
 
-def _quietly(work: Callable[[], object]) -> None:
+def _quietly(work: Callable[[], object]) -> object:
     try:
-        work()
+        return work()
     except Exception:
         log.debug("background work failed", exc_info=True)
+        return None

@@ -28,6 +28,7 @@ from .cache import read_json, read_signed_pickle, write_json, write_signed_pickl
 from .config import CONFIG_FILE, Config
 from .derive import Contact, Derived
 from .freshness import code_version, folder_id
+from .output import Listing
 from .pages import (
     CONTACTS,
     INTERACTIONS,
@@ -166,9 +167,10 @@ def _state(root: Path, cache: str) -> Path:
     return root / cache / STATE_FILE
 
 
-def reusable(derived: Derived, hashes: dict[str, str], output: Path) -> frozenset[str]:
+def reusable(derived: Derived, hashes: dict[str, str], output: Path,
+             listing: Listing | None = None) -> frozenset[str]:
     """The pages the last build wrote into this very output folder with the same hash, and
-    that are still there."""
+    that are still there (as regular files: in its `listing`, when one was made)."""
     config = derived.config
     data = read_json(_state(config.root, config.paths.cache))
     if not isinstance(data, dict) or data.get("output") != str(output.resolve()):
@@ -180,8 +182,10 @@ def reusable(derived: Derived, hashes: dict[str, str], output: Path) -> frozense
     if not isinstance(before, dict):
         return frozenset()
     top = os.fspath(output)
+    there: Callable[[str], bool] = listing[1].__contains__ if listing is not None else \
+        (lambda path: os.path.isfile(os.path.join(top, path)))
     return frozenset(path for path, digest in hashes.items()
-                     if before.get(path) == digest and os.path.isfile(os.path.join(top, path)))
+                     if before.get(path) == digest and there(path))
 
 
 def remember_pages(config: Config, hashes: dict[str, str], output: Path) -> None:
