@@ -1,5 +1,6 @@
 """forked_map: the work split among forked processes comes back whole, in order, and any
-failure of a forked process is raised here, never waited on forever."""
+failure of a forked process is raised here, never waited on forever. Background: work done
+meanwhile by a forked process, and what it answers."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import itertools
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from custsite.errors import CustsiteError
-from custsite.forking import can_fork, forked_map
+from custsite.forking import Background, can_fork, forked_map
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs the fork start method")
 
@@ -112,3 +114,30 @@ def test_a_failure_in_a_forked_process_is_raised_here(
     """Every item fails in a forked process, whichever chunk it takes."""
     with pytest.raises(raised, match=message):
         forked_map(func, list(range(1_000)), 2, cost=lambda n: 1)
+
+
+def test_background_work_answers_or_fails_quietly(tmp_path: Path) -> None:
+    """A forked process's work gives back what it made (large answers too), None when it
+    failed; cancelled, it stops where it is and gives nothing."""
+    here = os.getpid()
+    big = Background(lambda: (os.getpid(), "x" * 1_000_000))
+    pid, text = big.wait()  # type: ignore[misc]
+    assert pid != here and text == "x" * 1_000_000
+    assert big.wait() == (pid, text)  # asked again: the same answer
+
+    def failing() -> object:
+        raise OSError("no")
+
+    assert Background(failing).wait() is None
+    marker = tmp_path / "finished"
+
+    def slow() -> object:
+        time.sleep(5)
+        marker.write_text("done")
+        return "late"
+
+    started = time.monotonic()
+    stopped = Background(slow)
+    stopped.cancel()
+    assert stopped.wait() is None and not marker.exists()
+    assert time.monotonic() - started < 4

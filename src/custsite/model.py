@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .errors import NO_LOCS, Location, Locs
+from .errors import NO_LOCS, Location, Locs, Packed
 
 if TYPE_CHECKING:
     from .config import Config
@@ -44,11 +44,17 @@ class Record:
 
     id: str
     path: str
-    locs: Locs = field(default=NO_LOCS, compare=False, repr=False)
+    where: Packed = field(default=NO_LOCS.packed(), compare=False, repr=False)
+
+    @property
+    def locs(self) -> Locs:
+        """Where each field was written (kept packed: see errors.Packed)."""
+        return Locs(*self.where)
 
     def loc(self, name: str = "") -> Location:
         """Where a field was written, falling back to the record itself."""
-        return self.locs.get(name) or self.locs.get("") or Location(self.path, 1, 1)
+        locs = self.locs
+        return locs.get(name) or locs.get("") or Location(self.path, 1, 1)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import fields
 from typing import Any
 
 from . import quickyaml
-from .errors import Locs
+from .errors import pack
 from .fields import AS_WRITTEN, Context, Converter, Field
 from .model import Customer, Interaction, Organization
 from .records import INTERACTION_SCHEMA, ORGANIZATION_SCHEMA, interaction, record
@@ -142,10 +142,10 @@ def records(kind: str, text: str, path: str, stem: str, customer_schema: Schema,
     values, names, spots = items[0]
     if not values.keys() >= _required(schema):
         return None
-    locs = Locs(path, tuple(names), tuple(spots))
+    where = pack(path, tuple(names), tuple(spots))
     if kind == "customer":
-        return {"customers": (record(Customer, values, stem, path, locs),)}
-    return {"organizations": (record(Organization, values, stem, path, locs),)}
+        return {"customers": (record(Customer, values, stem, path, where),)}
+    return {"organizations": (record(Organization, values, stem, path, where),)}
 
 
 def interactions(text: str, path: str, stem: str, ctx: Context) -> list[Interaction] | None:
@@ -160,7 +160,7 @@ def interactions(text: str, path: str, stem: str, ctx: Context) -> list[Interact
         customer = values.pop("customer", None)
         if customer is None or "customers" in values or not values.keys() >= required:
             return None
-        out.append(interaction(values, Locs(path, tuple(names), tuple(spots)), path,
+        out.append(interaction(values, pack(path, tuple(names), tuple(spots)), path,
                                (customer,), f"{stem}-{n}"))
     return out
 

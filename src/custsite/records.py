@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from . import fields as f
 from .config import Config
-from .errors import Locs
+from .errors import Locs, Packed
 from .fields import Field
 from .frozen import make
 from .model import (
@@ -160,14 +160,15 @@ def to_customer(doc: Document, rid: str, schema: dict[str, Field],
     """`schema` is `customer_schema(config)`, built once per load."""
     assert doc.root is not None
     result = _convert(doc, doc.root, schema, ctx, "a customer")
-    return None if result is None else record(Customer, result[0], rid, doc.path, result[1])
+    return None if result is None else record(Customer, result[0], rid, doc.path,
+                                              result[1].packed())
 
 
 def to_organization(doc: Document, rid: str, ctx: f.Context) -> Organization | None:
     assert doc.root is not None
     result = _convert(doc, doc.root, ORGANIZATION_SCHEMA, ctx, "an organization")
     return None if result is None else record(Organization, result[0], rid, doc.path,
-                                              result[1])
+                                              result[1].packed())
 
 
 def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Persona | None:
@@ -182,7 +183,7 @@ def to_persona(doc: Document, rid: str, config: Config, ctx: f.Context) -> Perso
         if rule is None:
             return None
         values["match"] = rule
-    return Persona(id=rid, path=doc.path, locs=locs, **values)
+    return Persona(id=rid, path=doc.path, where=locs.packed(), **values)
 
 
 def _one_interaction(doc: Document, node: YNode, default_id: str,
@@ -218,22 +219,22 @@ def _one_interaction(doc: Document, node: YNode, default_id: str,
         if isinstance(seq, YSeq):
             locs = locs.extended([f"customers.{i}" for i in range(len(seq.items))],
                                  [n for item in seq.items for n in (item.line, item.col)])
-    return interaction(values, locs, doc.path, customers, default_id)
+    return interaction(values, locs.packed(), doc.path, customers, default_id)
 
 
-def interaction(values: dict[str, Any], locs: Locs, path: str, customers: tuple[str, ...],
+def interaction(values: dict[str, Any], where: Packed, path: str, customers: tuple[str, ...],
                 default_id: str) -> Interaction:
     """The interaction of these converted fields (less its customers, given apart)."""
     values["customers"] = customers
-    return record(Interaction, values, values.pop("id", None) or default_id, path, locs)
+    return record(Interaction, values, values.pop("id", None) or default_id, path, where)
 
 
-def record(cls: type[R], values: dict[str, Any], rid: str, path: str, locs: Locs) -> R:
+def record(cls: type[R], values: dict[str, Any], rid: str, path: str, where: Packed) -> R:
     """The record of these converted fields (`values`, which it takes), with its id, file and
-    positions."""
+    positions (see errors.Packed)."""
     values["id"] = rid
     values["path"] = path
-    values["locs"] = locs
+    values["where"] = where
     return make(cls, values)
 
 

@@ -360,7 +360,7 @@ def _check_interaction(i: Interaction, ctx: Context) -> None:
     if i.kind == "purchase" and i.amount is None:
         ctx.report(i.loc("kind"), "missing-amount",
                    "a purchase needs an 'amount' (0 for a free one)")
-    for name, kinds in _misplaced(i.locs.names, i.kind):
+    for name, kinds in _misplaced(i.where[1], i.kind):
         ctx.report(i.loc(name), "misplaced-field",
                    f"'{name}' applies to {' or '.join(kinds)}, not to a {i.kind}")
 
