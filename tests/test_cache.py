@@ -416,6 +416,21 @@ def test_a_warm_build_looks_at_each_file_once(scratch_portfolio: ScratchFactory,
     assert "Bob Stoner" in (root / "site/customers/bob/index.html").read_text()
 
 
+def test_a_portfolio_named_another_way_is_derived_warm(scratch_portfolio: ScratchFactory,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built from its own folder after a build with `-C DIR` (a path written another way),
+    the portfolio is the same: only the edited contact is derived again."""
+    from custsite import derive
+
+    root = scratch_portfolio(FILES)
+    build(root)
+    derived = _calls(monkeypatch, derive, "_base_contact", lambda customer: customer.id)
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stoner\n")
+    monkeypatch.chdir(root)
+    build(Path("."))
+    assert derived == ["bob"]
+
+
 def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactory,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A build starts from the last build's memos (see memos): after an edit, only the

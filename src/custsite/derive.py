@@ -4,12 +4,14 @@ the organization roll-ups. Pure: the build date is passed in, nothing reads the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Config
@@ -467,8 +469,10 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     fits the lifetime models if they must be (see fitting); its caller closes it."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
-    if memo.key != (as_of, config):
-        memo.key, memo.base, memo.matched, memo.final = (as_of, config), {}, {}, {}
+    # The settings, wherever the portfolio is (`-C DIR` or its folder: the same contacts).
+    key = (as_of, dataclasses.replace(config, root=Path()))
+    if memo.key != key:
+        memo.key, memo.base, memo.matched, memo.final = key, {}, {}, {}
         memo.rfm, memo.lifetime, memo.histories, memo.estimated = None, None, {}, {}
         memo.accounts = {}
     by_customer = portfolio.by_customer
