@@ -431,6 +431,37 @@ def test_a_portfolio_named_another_way_is_derived_warm(scratch_portfolio: Scratc
     assert derived == ["bob"]
 
 
+def test_an_edit_rewrites_only_the_rows_of_the_contacts_it_changed(
+        scratch_portfolio: ScratchFactory) -> None:
+    """The kept table rows are in shards by contact: after one customer is edited, only the
+    shard holding that customer's rows is written again, and it holds the new rows; when
+    every page's hash changes, every shard is."""
+    from custsite.reuse import RowStore
+
+    names = [f"c{n:02d}" for n in range(40)]
+    root = scratch_portfolio({**FILES, **{f"records/customers/{cid}.yaml": f"name: Person {cid}\n"
+                                          for cid in names}})
+    build(root)
+    folder = root / ".custsite-cache" / RowStore.FOLDER
+
+    def shards() -> dict[str, int]:
+        return {p.name: p.stat().st_ino for p in folder.glob("*.pickle")}
+
+    before = shards()
+    assert len(before) == RowStore.SHARDS
+    (root / "records/customers/c07.yaml").write_text("name: Person Seven\n")
+    build(root)
+    after = shards()
+    changed = [name for name in before if after[name] != before[name]]
+    assert len(changed) == 1
+    assert b"Person Seven" in (folder / changed[0]).read_bytes()
+    build(root, as_of=dt.date(2026, 6, 2))  # another day: every page's hash, every shard
+    holding = {p.name for p in folder.glob("*.pickle")
+               if pickle.loads(p.read_bytes()[32:])["rows"]}  # signed: the key, then rows
+    assert len(holding) > 1
+    assert all(shards()[name] != after[name] for name in holding)
+
+
 def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactory,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A build starts from the last build's memos (see memos): after an edit, only the

@@ -206,12 +206,13 @@ class RowStore:
     of what the contact's page shows (see `page_hashes`), which covers what they show: after
     an edit, lists of 10,000 contacts and the data files are joined from kept pieces rather
     than made again. Kept in shards by contact, so that an edit rewrites the shard of the
-    contacts it changed, not all of them. The HTML goes into pages as it is, so the files are
-    signed like the record store (see cache.write_signed)."""
+    contacts it changed, not all of them; each contact's pieces together, in one entry. The
+    HTML goes into pages as it is, so the files are signed like the record store (see
+    cache.write_signed)."""
 
     FOLDER = "rows"
     SHARDS = 16
-    TABLES = ("html", "json", "csv", "facets")
+    # Each entry: the hash, then the contact's rows, data record, CSV line and facet row.
 
     def __init__(self, derived: Derived, hashes: dict[str, str]) -> None:
         config = derived.config
@@ -222,7 +223,9 @@ class RowStore:
         self.shards: list[dict[str, Any]] = []
         for k in range(self.SHARDS):
             found = read_signed_pickle(self._path(k))
-            self.shards.append(found if isinstance(found, dict) else {})
+            if not isinstance(found, dict) or not isinstance(found.get("rows"), dict):
+                found = {"rows": {}}  # none yet, or kept by another version
+            self.shards.append(found)
 
     def _path(self, k: int) -> Path:
         return self.folder / f"{k:02d}.pickle"
@@ -230,43 +233,62 @@ class RowStore:
     def _shard(self, cid: str) -> int:
         return int(content_digest(cid.encode())[:8], 16) % self.SHARDS
 
-    def _kept(self, table: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for shard in self.shards:
-            entries = shard.get(table)
-            if isinstance(entries, dict):
-                out.update((cid, value) for cid, (digest, value) in entries.items()
-                           if self.hashes.get(cid) == digest)
-        return out
-
     def cache(self) -> RowCache:
         """A row cache holding the kept pieces of contacts whose hash is the same."""
-        rows = RowCache(self._kept("html"))
-        rows.json.update(self._kept("json"))
-        rows.csv.update(self._kept("csv"))
-        rows.add_facet_rows(self._kept("facets"))
+        rows = RowCache()
+        html, data, csv = rows.html, rows.json, rows.csv
+        facets: dict[str, Any] = {}
+        hashes = self.hashes
+        for shard in self.shards:
+            for cid, entry in shard["rows"].items():
+                if not isinstance(entry, tuple) or len(entry) != ENTRY_SIZE or \
+                        hashes.get(cid) != entry[0]:
+                    continue
+                _, mine, record, line, facet = entry
+                if mine:
+                    html[cid] = mine
+                if record is not None:
+                    data[cid] = record
+                if line is not None:
+                    csv[cid] = line
+                if facet is not None:
+                    facets[cid] = facet
+        rows.add_facet_rows(facets)
         columns = self.shards[0].get("csv_columns")
         rows.csv_columns = columns if isinstance(columns, tuple) else ()
         return rows
 
     def save(self, rows: RowCache) -> None:
         """Keep the pieces of this build's contacts; only the shards that changed are
-        written."""
-        hashes = self.hashes
-        shards: list[dict[str, Any]] = [{**{t: {} for t in self.TABLES},
-                                         "csv_columns": rows.csv_columns}
-                                        for _ in range(self.SHARDS)]
-        tables: dict[str, dict[str, Any]] = {
-            "html": {cid: mine for cid, mine in rows.html.items() if mine},
-            "json": rows.json, "csv": rows.csv, "facets": rows.facets}
-        shard_of = {cid: self._shard(cid) for cid in hashes}  # once per contact, not per table
-        for table, entries in tables.items():
-            for cid, value in entries.items():
-                if cid in hashes:
-                    shards[shard_of[cid]][table][cid] = (hashes[cid], value)
-        for k, data in enumerate(shards):
-            if data != self.shards[k] and write_signed_pickle(self._path(k), data):
-                self.shards[k] = data
+        written (a kept piece is the very object read: told apart by identity first)."""
+        made: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(self.SHARDS)]
+        html, data, csv, facets = rows.html, rows.json, rows.csv, rows.facets
+        for cid, digest in self.hashes.items():
+            made[self._shard(cid)][cid] = (digest, html.get(cid) or None, data.get(cid),
+                                           csv.get(cid), facets.get(cid))
+        for k, entries in enumerate(made):
+            shard = self.shards[k]
+            if shard.get("csv_columns") == rows.csv_columns and _same_rows(shard["rows"],
+                                                                           entries):
+                continue
+            fresh = {"csv_columns": rows.csv_columns, "rows": entries}
+            if write_signed_pickle(self._path(k), fresh):
+                self.shards[k] = fresh
         old = self.folder.parent / "rows.pickle"  # one file, before shards
         with contextlib.suppress(OSError):
             old.unlink(missing_ok=True)
+
+
+ENTRY_SIZE = 5
+
+
+def _same_rows(kept: dict[str, Any], made: dict[str, tuple[Any, ...]]) -> bool:
+    """Whether a shard's entries are those kept: each piece the very object read, or equal."""
+    if kept.keys() != made.keys():
+        return False
+    for cid, entry in made.items():
+        before = kept[cid]
+        if not isinstance(before, tuple) or len(before) != len(entry) or \
+                any(a is not b and a != b for a, b in zip(before, entry, strict=True)):
+            return False
+    return True
