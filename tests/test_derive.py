@@ -101,6 +101,20 @@ def test_suspect_fits_a_persona(checked: Callable[..., CheckResult]) -> None:
     assert checked(files, AS_OF).derived.contacts["ann"].stage == "prospect"
 
 
+def test_segment_rules_see_the_stage_and_personas_persona_matching_gave(
+        checked: Callable[..., CheckResult]) -> None:
+    """A lead who fits a persona is a suspect of that persona when the segments' rules are
+    asked, and only then (the values they read are those matching left)."""
+    persona = "---\nname: Roofers\nmatch:\n  sector: roofing\n---\nStory.\n"
+    config = ("segments:\n  fitting:\n    where: {stage: suspect, persona: roofers}\n"
+              "  leads:\n    where: {stage: lead}\n")
+    for sector, segments in (("roofing", ("fitting",)), ("bakery", ("leads",))):
+        files = _portfolio([], config, customer=f"name: Ann\nsector: {sector}\n",
+                           personas={"roofers": persona})
+        c = checked(files, AS_OF).derived.contacts["ann"]
+        assert tuple(s for s in c.segments if s in ("fitting", "leads")) == segments
+
+
 def test_persona_rules_cannot_use_stage(checked: Callable[..., CheckResult]) -> None:
     persona = "---\nname: P\nmatch:\n  stage: lead\n---\n"
     result = checked(_portfolio([], personas={"p": persona}), AS_OF)

@@ -351,16 +351,25 @@ def _base_contact(c: Customer, interactions: Sequence[Interaction], as_of: dt.da
 
 
 
-def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.date) -> Contact:
+def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.date,
+                    values_of: dict[int, dict[str, Any]] | None = None) -> Contact:
+    """The contact with the personas it fits. Into `values_of`, by the new contact's id(),
+    its rule values (see Contact.values): the segments' rules read them next, and only the
+    stage and the personas are new (making them again was a tenth of deriving)."""
     values = contact.values()
     matched = tuple(p.id for p in personas if p.match is not None and p.match.matches(values,
                                                                                       as_of))
     if matched and contact.stage == "lead":
         first = next(p for p in personas if p.id == matched[0])
-        return replace(contact, personas=matched, stage="suspect",
+        made = replace(contact, personas=matched, stage="suspect",
                        stage_reason=f"suspect: a lead who fits the persona '{first.name}' "
                                     "and has not engaged yet")
-    return replace(contact, personas=matched)
+    else:
+        made = replace(contact, personas=matched)
+    if values_of is not None:
+        values["stage"], values["persona"] = made.stage, made.personas
+        values_of[id(made)] = values
+    return made
 
 
 V = TypeVar("V")
@@ -407,11 +416,13 @@ def _step(contacts: list[Contact], before: Step, value_of: Callable[[str], V],
     return out, kept
 
 
-def _segments_of(contact: Contact, config: Config, as_of: dt.date) -> tuple[str, ...]:
-    """The built-in, then the declared segments the contact is in; it alone decides."""
+def _segments_of(contact: Contact, config: Config, as_of: dt.date,
+                 values_of: dict[int, dict[str, Any]] | None = None) -> tuple[str, ...]:
+    """The built-in, then the declared segments the contact is in; it alone decides (its
+    values as persona matching left them, in `values_of`, if there)."""
     joined = [b.id for b in BUILTINS if b.test(contact)]
     if config.segments:
-        values = contact.values()
+        values = (values_of or {}).get(id(contact)) or contact.values()
         joined.extend(d.id for d in config.segments if d.rule.matches(values, as_of))
     return tuple(joined)
 
@@ -523,14 +534,18 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     if problems_only:
         contacts = [_match_personas(c, personas, as_of) if _status_checked(c) else c
                     for c in contacts]
-    else:
+    # The rule values of the contacts matched here, for their segments (see _match_personas):
+    # by id(), while every contact is alive in `contacts`.
+    values_of: dict[int, dict[str, Any]] = {}
+    if not problems_only:
         contacts, memo.matched = _step(
             contacts, memo.matched, rfm.get,
-            lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of))
+            lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of, values_of))
 
     finals, memo.final = (contacts, {}) if problems_only else _step(
         contacts, memo.final, lambda cid: None,
-        lambda c, _: replace(c, segments=_segments_of(c, config, as_of)))
+        lambda c, _: replace(c, segments=_segments_of(c, config, as_of, values_of)))
+    values_of.clear()
     contact_map = {c.customer.id: c for c in finals}
     lists: dict[str, list[str]] = {b.id: [] for b in BUILTINS}
     lists.update((d.id, []) for d in config.segments)
