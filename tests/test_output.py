@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -369,8 +370,8 @@ def test_a_build_writes_through_the_levelled_spare_or_without_it(
 
 def test_builds_of_one_site_take_turns(tmp_path: Path) -> None:
     """A build holds its output folder's turn from before it looks at the sites to its
-    swap: a write waits while another process holds it, and the process holding it may
-    write (the turn is already its own)."""
+    swap: a write waits while another process or thread holds it, and the thread holding it
+    may write (the turn is already its own)."""
     from custsite.output import Page, turn, write_site
 
     out, root = tmp_path / "site", tmp_path / "portfolio"
@@ -388,6 +389,18 @@ def test_builds_of_one_site_take_turns(tmp_path: Path) -> None:
     assert holder.wait(timeout=30) == 0
     holder.stdout.close()
     assert float(released.read_text()) <= done
+    order: list[str] = []
+
+    def other_thread() -> None:
+        write_site([Page("index.html", b"from another thread")], out, root=root)
+        order.append("other thread")
+
     with turn(tmp_path):
+        waiting = threading.Thread(target=other_thread)
+        waiting.start()
         write_site([Page("index.html", b"again")], out, root=root)
-    assert (out / "index.html").read_bytes() == b"again"
+        time.sleep(0.3)  # the other thread waits meanwhile, whether it reached the lock or not
+        order.append("holder")
+    waiting.join(timeout=30)
+    assert order == ["holder", "other thread"]
+    assert (out / "index.html").read_bytes() == b"from another thread"

@@ -36,6 +36,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -119,15 +120,16 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-_HELD: set[str] = set()  # the folders whose turn this process holds
+_HELD: set[tuple[str, int]] = set()  # the folders whose turn a thread of this process holds
 
 
 @contextlib.contextmanager
 def turn(folder: Path) -> Iterator[None]:
     """One build at a time per output folder: an advisory lock on its parent folder. A
     build holds it from before it looks at the sites (see Level) to its swap; taken again
-    by the process holding it, it is already held."""
-    key = os.path.realpath(folder)
+    by the thread holding it, it is already held (another thread waits, as another process
+    does: each takes the lock through a descriptor of its own)."""
+    key = (os.path.realpath(folder), threading.get_ident())
     if key in _HELD:
         yield
         return
