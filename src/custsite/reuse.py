@@ -200,6 +200,11 @@ def remember_pages(config: Config, hashes: dict[str, str], output: Path) -> None
                        "pages": hashes})
 
 
+# A contact's entry in a RowStore shard: the hash, then its rows, data record, CSV line and
+# facet row.
+ENTRY_SIZE = 5
+
+
 class RowStore:
     """Contacts' table rows (HTML by template and page depth), data records (JSON), CSV
     lines and facet rows (the customers table's filters), kept between builds with the hash
@@ -212,7 +217,6 @@ class RowStore:
 
     FOLDER = "rows"
     SHARDS = 16
-    # Each entry: the hash, then the contact's rows, data record, CSV line and facet row.
 
     def __init__(self, derived: Derived, hashes: dict[str, str]) -> None:
         config = derived.config
@@ -277,9 +281,6 @@ class RowStore:
         old = self.folder.parent / "rows.pickle"  # one file, before shards
         with contextlib.suppress(OSError):
             old.unlink(missing_ok=True)
-
-
-ENTRY_SIZE = 5
 
 
 def _same_rows(kept: dict[str, Any], made: dict[str, tuple[Any, ...]]) -> bool:
