@@ -359,21 +359,30 @@ def test_compiled_templates_are_kept_signed(scratch_portfolio: ScratchFactory,
     assert marker.read_text() == "ran"
 
 
-def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFactory,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file last modified well before a build read it is taken from the store by its
-    signature alone; one written just before (a coarse file system clock could give its next
-    version the same signature) is read again, and its new bytes are what the site shows."""
+def _built_settled(scratch_portfolio: ScratchFactory) -> Path:
+    """A portfolio of FILES whose records were last modified an hour ago (settled: see
+    cache.SETTLED_NS), built once."""
     import os
     import time
-
-    from custsite import validate
 
     root = scratch_portfolio(FILES)
     hour_ago = time.time() - 3600
     for path in (root / "records").rglob("*.*"):
         os.utime(path, (hour_ago, hour_ago))
     build(root)
+    return root
+
+
+def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFactory,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file last modified well before a build read it is taken from the store by its
+    signature alone; one written just before (a coarse file system clock could give its next
+    version the same signature) is read again, and its new bytes are what the site shows."""
+    import os
+
+    from custsite import validate
+
+    root = _built_settled(scratch_portfolio)
     digested = _calls(monkeypatch, validate, "content_digest")
     seen = _converting(monkeypatch)
     bob = root / "records/customers/bob.yaml"
@@ -397,16 +406,9 @@ def test_a_warm_build_looks_at_each_file_once(scratch_portfolio: ScratchFactory,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The signatures taken for the fingerprint are those the kept files are checked by:
     no file is looked at a second time, and an edit made before the build is still seen."""
-    import os
-    import time
-
     from custsite import memos
 
-    root = scratch_portfolio(FILES)
-    hour_ago = time.time() - 3600
-    for path in (root / "records").rglob("*.*"):
-        os.utime(path, (hour_ago, hour_ago))
-    build(root)
+    root = _built_settled(scratch_portfolio)
     again = _calls(monkeypatch, memos, "signature")
     seen = _converting(monkeypatch)
     (root / "records/customers/bob.yaml").write_text("name: Bob Stoner\n")

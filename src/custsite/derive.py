@@ -531,13 +531,13 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
                                                    kept, fitter)
     if not same_objects(personas, memo.personas):
         memo.personas, memo.matched, memo.final = personas, {}, {}
-    if problems_only:
-        contacts = [_match_personas(c, personas, as_of) if _status_checked(c) else c
-                    for c in contacts]
     # The rule values of the contacts matched here, for their segments (see _match_personas):
     # by id(), while every contact is alive in `contacts`.
     values_of: dict[int, dict[str, Any]] = {}
-    if not problems_only:
+    if problems_only:
+        contacts = [_match_personas(c, personas, as_of) if _status_checked(c) else c
+                    for c in contacts]
+    else:
         contacts, memo.matched = _step(
             contacts, memo.matched, rfm.get,
             lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of, values_of))
