@@ -351,11 +351,11 @@ def _base_contact(c: Customer, interactions: Sequence[Interaction], as_of: dt.da
 
 
 
-def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.date,
-                    values_of: dict[int, dict[str, Any]] | None = None) -> Contact:
-    """The contact with the personas it fits. Into `values_of`, by the new contact's id(),
-    its rule values (see Contact.values): the segments' rules read them next, and only the
-    stage and the personas are new (making them again was a tenth of deriving)."""
+def _match_personas(contact: Contact, personas: Sequence[Persona],
+                    as_of: dt.date) -> tuple[Contact, dict[str, Any]]:
+    """The contact with the personas it fits, and its rule values then (see Contact.values):
+    the segments' rules read them next, and only the stage and the personas are new (making
+    them again was a tenth of deriving)."""
     values = contact.values()
     matched = tuple(p.id for p in personas if p.match is not None and p.match.matches(values,
                                                                                       as_of))
@@ -366,10 +366,8 @@ def _match_personas(contact: Contact, personas: Sequence[Persona], as_of: dt.dat
                                     "and has not engaged yet")
     else:
         made = replace(contact, personas=matched)
-    if values_of is not None:
-        values["stage"], values["persona"] = made.stage, made.personas
-        values_of[id(made)] = values
-    return made
+    values["stage"], values["persona"] = made.stage, made.personas
+    return made, values
 
 
 V = TypeVar("V")
@@ -385,11 +383,9 @@ class DeriveMemo:
     personas: tuple[Persona, ...] = ()
     base: dict[str, tuple[Customer, tuple[Interaction, ...], tuple[str, ...], Contact]] = \
         field(default_factory=dict)
-    matched: Step = field(default_factory=dict)
-    final: Step = field(default_factory=dict)
+    final: Step = field(default_factory=dict)  # see _finished
     histories: dict[str, tuple[Contact, History | None]] = field(default_factory=dict)
     lifetime: tuple[list[History], LifetimeModel, dict[str, Estimate]] | None = None
-    estimated: Step = field(default_factory=dict)
     rfm_inputs: list[tuple[str, dt.date, int, Decimal, str]] = field(default_factory=list)
     rfm: tuple[dict[str, Rfm], str] | None = None
     accounts: dict[str, tuple[Organization, tuple[Contact, ...], Account,
@@ -417,12 +413,12 @@ def _step(contacts: list[Contact], before: Step, value_of: Callable[[str], V],
 
 
 def _segments_of(contact: Contact, config: Config, as_of: dt.date,
-                 values_of: dict[int, dict[str, Any]] | None = None) -> tuple[str, ...]:
+                 values: dict[str, Any] | None = None) -> tuple[str, ...]:
     """The built-in, then the declared segments the contact is in; it alone decides (its
-    values as persona matching left them, in `values_of`, if there)."""
+    rule `values`, if made already)."""
     joined = [b.id for b in BUILTINS if b.test(contact)]
     if config.segments:
-        values = (values_of or {}).get(id(contact)) or contact.values()
+        values = values if values is not None else contact.values()
         joined.extend(d.id for d in config.segments if d.rule.matches(values, as_of))
     return tuple(joined)
 
@@ -442,12 +438,24 @@ def _buyers(contacts: list[Contact], as_of: dt.date, config: Config,
     return {cid: h for cid, (_, h) in histories.items() if h is not None}
 
 
-def _with_lifetimes(contacts: list[Contact], buyers: dict[str, History], refit: bool,
-                    config: Config, memo: DeriveMemo, kept: MutableMapping[str, str],
-                    fitter: Fitter | None) -> tuple[list[Contact], LifetimeModel]:
+def _finished(contact: Contact, lifetime: Estimate | None, score: Rfm | None,
+              personas: Sequence[Persona], as_of: dt.date, config: Config) -> Contact:
+    """The last steps of one contact's derivation: its lifetime estimate and RFM score, the
+    personas it fits (a lead may become a suspect), then its segments (their rules read
+    the values matching made). One step for the memo (see _step): each generation kept
+    was as many contacts again to keep between builds and to read back."""
+    made = replace(contact, rfm=score) if lifetime is None else \
+        replace(contact, rfm=score, lifetime=lifetime)
+    matched, values = _match_personas(made, personas, as_of)
+    return replace(matched, segments=_segments_of(matched, config, as_of, values))
+
+
+def _with_lifetimes(buyers: dict[str, History], refit: bool, config: Config,
+                    memo: DeriveMemo, kept: MutableMapping[str, str],
+                    fitter: Fitter | None) -> tuple[dict[str, Estimate], LifetimeModel]:
     """The models fitted on the buyers' histories (again only if `refit`: a history changed;
-    by the `fitter`'s process when it was asked to) and each buyer's estimates; `kept`
-    keeps fits."""
+    by the `fitter`'s process when it was asked to) and each buyer's estimates, by contact;
+    `kept` keeps fits."""
     if refit or memo.lifetime is None:
         inputs = list(buyers.values())
         if fitter is not None:  # else lifetime.fit imports numpy and scipy here
@@ -456,9 +464,7 @@ def _with_lifetimes(contacts: list[Contact], buyers: dict[str, History], refit: 
         found = estimate(model, inputs, config.currency, kept)
         memo.lifetime = (inputs, model, dict(zip(buyers, found, strict=False)))
     _, model, estimates = memo.lifetime
-    out, memo.estimated = _step(contacts, memo.estimated, estimates.get,
-                                lambda c, mine: c if mine is None else replace(c, lifetime=mine))
-    return out, model
+    return estimates, model
 
 
 def _status_checked(contact: Contact) -> bool:
@@ -483,9 +489,8 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     # The settings, wherever the portfolio is (`-C DIR` or its folder: the same contacts).
     key = (as_of, dataclasses.replace(config, root=Path()))
     if memo.key != key:
-        memo.key, memo.base, memo.matched, memo.final = key, {}, {}, {}
-        memo.rfm, memo.lifetime, memo.histories, memo.estimated = None, None, {}, {}
-        memo.accounts = {}
+        memo.key, memo.base, memo.final = key, {}, {}
+        memo.rfm, memo.lifetime, memo.histories, memo.accounts = None, None, {}, {}
     by_customer = portfolio.by_customer
     referrals: dict[str, list[str]] = defaultdict(list)
     for record in portfolio.customers.values():
@@ -512,6 +517,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     personas = tuple(portfolio.personas[k] for k in sorted(portfolio.personas))
     lifetime_model: LifetimeModel | None = None
     rfm: dict[str, Rfm] = {}
+    estimates: dict[str, Estimate] = {}
     method = ""
     if not problems_only:
         buyers = _buyers(contacts, as_of, config, memo)
@@ -527,25 +533,16 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
         if memo.rfm is None or rfm_inputs != memo.rfm_inputs:
             memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
         rfm, method = memo.rfm
-        contacts, lifetime_model = _with_lifetimes(contacts, buyers, refit, config, memo,
-                                                   kept, fitter)
+        estimates, lifetime_model = _with_lifetimes(buyers, refit, config, memo, kept, fitter)
     if not same_objects(personas, memo.personas):
-        memo.personas, memo.matched, memo.final = personas, {}, {}
-    # The rule values of the contacts matched here, for their segments (see _match_personas):
-    # by id(), while every contact is alive in `contacts`.
-    values_of: dict[int, dict[str, Any]] = {}
+        memo.personas, memo.final = personas, {}
     if problems_only:
-        contacts = [_match_personas(c, personas, as_of) if _status_checked(c) else c
-                    for c in contacts]
+        finals = [_match_personas(c, personas, as_of)[0] if _status_checked(c) else c
+                  for c in contacts]
     else:
-        contacts, memo.matched = _step(
-            contacts, memo.matched, rfm.get,
-            lambda c, score: _match_personas(replace(c, rfm=score), personas, as_of, values_of))
-
-    finals, memo.final = (contacts, {}) if problems_only else _step(
-        contacts, memo.final, lambda cid: None,
-        lambda c, _: replace(c, segments=_segments_of(c, config, as_of, values_of)))
-    values_of.clear()
+        finals, memo.final = _step(
+            contacts, memo.final, lambda cid: (estimates.get(cid), rfm.get(cid)),
+            lambda c, inputs: _finished(c, *inputs, personas, as_of, config))
     contact_map = {c.customer.id: c for c in finals}
     lists: dict[str, list[str]] = {b.id: [] for b in BUILTINS}
     lists.update((d.id, []) for d in config.segments)
