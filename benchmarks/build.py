@@ -6,7 +6,8 @@
 Generates a deterministic portfolio (benchmarks/generate.py: N contacts, about 10
 interactions each with 2–4 sentence Markdown notes, organizations for a third of them, 8
 personas, 10 declared segments) and times, as medians of several runs with min and max, with
-the peak memory of the largest process and of all processes together:
+the CPU time of all processes together and the peak memory of the largest process and of all
+processes together, each run starting on a settled disk (see settle):
 
 - `custsite validate`, cold;
 - `custsite build`, cold: no cache folder, no output folder;
@@ -17,7 +18,8 @@ the peak memory of the largest process and of all processes together:
   contact with its fields and its interaction timeline with the Markdown notes, and the list of
   every contact), built cold (no resources, no output) and again with nothing changed.
 
-Prints a table with the custsite / Hugo wall-time ratio of each pair and writes it as JSON.
+Prints a table with the custsite / Hugo ratios of each pair, of wall time and of CPU time,
+and writes it as JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,11 +63,33 @@ def hugo_binary() -> str:
     return found
 
 
+SETTLE_S = 2.0
+
+
+def settle() -> None:
+    """Let the disk finish what came before (the last run's writes, the removal of a site
+    and a cache: on a file system mounted with `discard`, creating files right after
+    removing as many was three to four times slower), so that each run, custsite's and
+    Hugo's alike, starts on a quiet disk."""
+    os.sync()
+    time.sleep(SETTLE_S)
+
+
+def _cpu_of_children() -> float:
+    """User and system time of every process this one waited for, and of theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(command: list[str], cwd: Path | None = None) -> dict[str, float]:
-    """Wall time, and the peak RSS of the largest process and of the whole process tree,
-    sampled every 50 ms (psutil; more often, the sampling itself takes a core's worth of
-    time from what it measures on a 2-core machine), of one run of `command`."""
+    """Wall time, CPU time (user and system, of the process and all it waited for: steadier
+    than wall time on a shared machine), and the peak RSS of the largest process and of the
+    whole process tree, sampled every 50 ms (psutil; more often, the sampling itself takes
+    a core's worth of time from what it measures on a 2-core machine), of one run of
+    `command`, on a settled disk."""
+    settle()
     with tempfile.TemporaryFile() as errors:  # not a pipe: thousands of warnings would fill it
+        cpu = _cpu_of_children()
         start = time.perf_counter()
         proc = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         largest = total = 0
@@ -78,10 +103,12 @@ def measure(command: list[str], cwd: Path | None = None) -> dict[str, float]:
                 largest, total = max(largest, *rss), max(total, sum(rss))
             time.sleep(0.05)
         seconds = time.perf_counter() - start
+        cpu = _cpu_of_children() - cpu
         if proc.returncode != 0:
             errors.seek(0)
             raise SystemExit(f"{' '.join(command)} failed: {errors.read().decode()[-2000:]}")
-    return {"seconds": seconds, "largest_mib": largest / MiB, "total_mib": total / MiB}
+    return {"seconds": seconds, "cpu_s": cpu, "largest_mib": largest / MiB,
+            "total_mib": total / MiB}
 
 
 def compile_bytecode() -> None:
@@ -101,6 +128,7 @@ def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     seconds = [r["seconds"] for r in runs]
     return {"median_s": round(statistics.median(seconds), 3), "min_s": round(min(seconds), 3),
             "max_s": round(max(seconds), 3),
+            "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
             "largest_mib": round(max(r["largest_mib"] for r in runs)),
             "total_mib": round(max(r["total_mib"] for r in runs))}
 
@@ -211,17 +239,20 @@ def main() -> None:
         results["hugo_unchanged"].append(measure(hugo))
     table = {name: summary(runs) for name, runs in results.items()}
     pairs = {"build_cold": "hugo_cold", "build_unchanged": "hugo_unchanged"}
-    ratios = {name: round(table[name]["median_s"] / table[other]["median_s"], 2)
-              for name, other in pairs.items()}
+    ratios, cpu_ratios = ({name: round(table[name][key] / table[other][key], 2)
+                           for name, other in pairs.items()}
+                          for key in ("median_s", "median_cpu_s"))
     data = {"contacts": args.contacts, "interactions": interactions, "runs": args.runs,
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "results": table,
-            "ratio_to_hugo": ratios}
+            "ratio_to_hugo": ratios, "cpu_ratio_to_hugo": cpu_ratios}
     print(f"{args.contacts:,} contacts, {args.runs} runs each, {os.cpu_count()} CPUs")
-    print(f"{'':<22}{'median':>9}{'min':>9}{'max':>9}{'largest':>10}{'all':>8}  vs Hugo")
+    print(f"{'':<22}{'median':>9}{'min':>9}{'max':>9}{'CPU':>9}{'largest':>10}{'all':>8}"
+          "  vs Hugo (wall, CPU)")
     for name, row in table.items():
-        ratio = f"  {ratios[name]:.2f}×" if name in ratios else ""
+        ratio = f"  {ratios[name]:.2f}×, {cpu_ratios[name]:.2f}×" if name in ratios else ""
         print(f"{name:<22}{row['median_s']:>8.2f}s{row['min_s']:>8.2f}s{row['max_s']:>8.2f}s"
-              f"{row['largest_mib']:>7} MiB{row['total_mib']:>5} MiB{ratio}")
+              f"{row['median_cpu_s']:>8.2f}s{row['largest_mib']:>7} MiB{row['total_mib']:>5} MiB"
+              f"{ratio}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
