@@ -191,14 +191,7 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
                               "records/organizations/zeta.yaml": "name: Zeta\n",
                               "records/customers/dee.yaml": "name: Dee\norganization: acme\n"})
     seen = _converting(monkeypatch)
-    rendered: list[str] = []
-    real_page = render.Renderer.page
-
-    def page(self: render.Renderer, spec: object) -> object:
-        rendered.append(spec.path)  # type: ignore[attr-defined]
-        return real_page(self, spec)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(render.Renderer, "page", page)
+    rendered = _rendering(monkeypatch)
     build(root)
     assert "customers/ann/index.html" in rendered
     edits = [
@@ -240,11 +233,49 @@ def test_warm_builds_after_edits_equal_cold_ones(scratch_portfolio: ScratchFacto
         if rel == "records/customers/dee.yaml":
             assert "organizations/acme/index.html" in rendered
             assert "organizations/zeta/index.html" not in rendered
-        cold = tmp_path / "cold"
-        shutil.rmtree(cold, ignore_errors=True)
-        shutil.copytree(root, cold, ignore=shutil.ignore_patterns(".custsite-cache", "site"))
-        build(cold)
-        assert _tree(root / "site") == _tree(cold / "site"), rel
+        assert _tree(root / "site") == _tree(_built_cold(root, tmp_path)), rel
+
+
+def test_a_persona_edit_makes_again_only_the_contacts_it_moves(
+        scratch_portfolio: ScratchFactory, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a persona's rule is edited every contact is matched again, but one who fits the
+    same personas as before stays as it was and its page is kept; the page of one whose fit
+    changed is made again."""
+    root = scratch_portfolio({
+        **FILES, "records/customers/ann.md": "---\nname: Ann Lee\nsector: roofing\n---\nMet.\n",
+        "personas/p.md": "---\nname: P\nmatch: {kind: person}\n---\nStory.\n"})
+    build(root)
+    rendered = _rendering(monkeypatch)
+    persona = root / "personas/p.md"
+    persona.write_text(persona.read_text().replace("{kind: person}",
+                                                   "{kind: person, sector: roofing}"))
+    build(root)
+    assert "customers/bob/index.html" in rendered and "personas/p/index.html" in rendered
+    assert "customers/ann/index.html" not in rendered
+    assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))
+
+
+def _rendering(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the pages rendered from here on."""
+    rendered: list[str] = []
+    real = render.Renderer.page
+
+    def page(self: render.Renderer, spec: Any) -> Any:
+        rendered.append(spec.path)
+        return real(self, spec)
+
+    monkeypatch.setattr(render.Renderer, "page", page)
+    return rendered
+
+
+def _built_cold(root: Path, tmp_path: Path) -> Path:
+    """The site a copy of the portfolio at `root` gets from a build without any cache."""
+    cold = tmp_path / "cold"
+    shutil.rmtree(cold, ignore_errors=True)
+    shutil.copytree(root, cold, ignore=shutil.ignore_patterns(".custsite-cache", "site"))
+    build(cold)
+    return cold / "site"
 
 
 def test_records_kept_by_someone_else_are_never_unpickled(scratch_portfolio: ScratchFactory,

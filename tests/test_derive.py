@@ -8,7 +8,12 @@ from collections.abc import Callable
 import pytest
 
 from custsite.build import CheckResult
-from custsite.derive import _quintile_scores, rfm_segment
+from custsite.config import load_config
+from custsite.derive import Contact, DeriveMemo, _quintile_scores, derive, rfm_segment
+from custsite.errors import Problem
+from custsite.validate import FileCache, load_portfolio
+
+from .conftest import ScratchFactory
 
 AS_OF = dt.date(2026, 6, 1)
 
@@ -253,3 +258,29 @@ def test_recent_contacts_of_a_shorter_window_are_those_of_a_longer_one(as_of: st
         assert insights.seen_within(longer, derived.as_of, days) == \
             insights.new_contacts(derived, days), days
     assert longer  # the example has recent contacts at these dates
+
+
+def test_a_contact_that_fits_as_before_stays_the_same_object(
+        scratch_portfolio: ScratchFactory) -> None:
+    """After a persona's rule is edited every contact is matched again; one who fits the same
+    personas as before stays the very object it was (so all that is kept for it by identity,
+    its page's hash and its table rows, is taken as it is), one whose fit changed is new."""
+    root = scratch_portfolio({
+        "records/customers/ann.yaml": "name: Ann\nsector: roofing\n",
+        "records/customers/bob.yaml": "name: Bob\n",
+        "personas/p.md": "---\nname: P\nmatch: {kind: person}\n---\nStory.\n"})
+    files: FileCache = {}  # unchanged files stay the same objects, as in a warm build
+    memo = DeriveMemo()
+
+    def contacts() -> dict[str, Contact]:
+        problems: list[Problem] = []
+        config = load_config(root, problems)
+        return derive(load_portfolio(config, problems, cache=files), AS_OF, memo).contacts
+
+    before = contacts()
+    persona = root / "personas/p.md"
+    persona.write_text(persona.read_text().replace("{kind: person}",
+                                                   "{kind: person, sector: roofing}"))
+    after = contacts()
+    assert after["ann"] is before["ann"] and after["ann"].personas == ("p",)
+    assert before["bob"].personas == ("p",) and after["bob"].personas == ()

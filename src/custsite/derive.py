@@ -393,20 +393,25 @@ class DeriveMemo:
 
 
 def _step(contacts: list[Contact], before: Step, value_of: Callable[[str], V],
-          make: Callable[[Contact, V], Contact]) -> tuple[list[Contact], Step]:
+          make: Callable[[Contact, V], Contact], *,
+          again: bool = False) -> tuple[list[Contact], Step]:
     """One step of derivation over every contact, done again only for a contact that is a new
-    object or whose other input (`value_of` its id) changed: unchanged contacts stay the very
-    same objects, which makes every later step and comparison cheap."""
+    object or whose other input (`value_of` its id) changed, or for all `again`: unchanged
+    contacts stay the very same objects, which makes every later step and comparison cheap.
+    A contact done again that comes out equal to what it was stays that object too (after
+    an edit of a persona's rule, most contacts still fit the same personas)."""
     kept: Step = {}
     out = []
     for c in contacts:
         cid = c.customer.id
         value = value_of(cid)
         previous = before.get(cid)
-        if previous is not None and previous[0] is c and previous[1] == value:
+        if previous is not None and not again and previous[0] is c and previous[1] == value:
             done = previous[2]
         else:
             done = make(c, value)
+            if previous is not None and done == previous[2]:
+                done = previous[2]
         kept[cid] = (c, value, done)
         out.append(done)
     return out, kept
@@ -534,15 +539,15 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
             memo.rfm, memo.rfm_inputs = score_rfm(contacts, as_of, config), rfm_inputs
         rfm, method = memo.rfm
         estimates, lifetime_model = _with_lifetimes(buyers, refit, config, memo, kept, fitter)
-    if not same_objects(personas, memo.personas):
-        memo.personas, memo.final = personas, {}
+    rematch = not same_objects(personas, memo.personas)
+    memo.personas = personas
     if problems_only:
         finals = [_match_personas(c, personas, as_of)[0] if _status_checked(c) else c
                   for c in contacts]
     else:
         finals, memo.final = _step(
             contacts, memo.final, lambda cid: (estimates.get(cid), rfm.get(cid)),
-            lambda c, inputs: _finished(c, *inputs, personas, as_of, config))
+            lambda c, inputs: _finished(c, *inputs, personas, as_of, config), again=rematch)
     contact_map = {c.customer.id: c for c in finals}
     lists: dict[str, list[str]] = {b.id: [] for b in BUILTINS}
     lists.update((d.id, []) for d in config.segments)
