@@ -12,17 +12,20 @@ every text it takes, with generated texts built from every character that matter
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
 from importlib import metadata
+from typing import TYPE_CHECKING
 
-import markdown as md
 import nh3
 from markupsafe import Markup
 
+if TYPE_CHECKING:
+    from markdown import Markdown
+
 MD_EXTENSIONS = ["extra", "sane_lists"]
-_MD = md.Markdown(extensions=MD_EXTENSIONS, output_format="html")
 # No <img>: an image URL in a note would make the site call out to another host.
 ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "dl", "dt", "em",
                 "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "ol",
@@ -49,10 +52,21 @@ def markdown_to_html(text: str, convert: Callable[[str], str] | None = None) -> 
     return Markup(quick if quick is not None else (convert or converted)(text))
 
 
+@functools.cache
+def _markdown() -> Markdown:
+    """Python-Markdown, imported and set up when a note first needs it: most notes take the
+    short way, and a build after an edit converts a few if any (the import and the
+    extensions' set-up were a tenth of a second of its start)."""
+    from markdown import Markdown
+
+    return Markdown(extensions=MD_EXTENSIONS, output_format="html")
+
+
 def converted(text: str) -> str:
     """What Python-Markdown makes of `text`, sanitised."""
-    _MD.reset()
-    html = _MD.convert(text)
+    converter = _markdown()
+    converter.reset()
+    html = converter.convert(text)
     return nh3.clean(html, tags=ALLOWED_TAGS, url_schemes=URL_SCHEMES, link_rel=LINK_REL)
 
 
