@@ -21,6 +21,7 @@ import contextlib
 import copyreg
 import logging
 import pickle
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import count, repeat
@@ -141,27 +142,26 @@ class _Pickler(pickle.Pickler):
                 if found:  # each record's place, by its id: looped over in C
                     places.update(zip(map(id, found), zip(repeat(_Records(made, name)),
                                                          count()), strict=False))
-        self.proto = pickle.HIGHEST_PROTOCOL
+        # By class, not reducer_override: that is asked of every object pickled (dates,
+        # amounts, estimates, …), three times as many as these.
         table = copyreg.dispatch_table.copy()
-        table.update({cls: self._record for cls in (Customer, Organization, Interaction,
-                                                    Persona)})
-        table[Contact] = self._contact
-        table[FileRecords] = self._file
+        named = _named(self.records, getitem)
+        table.update({cls: named for cls in (Customer, Organization, Interaction, Persona)})
+        table[Contact] = _named(self.steps, _replaced)
+        table[FileRecords] = _named(self.files, _stored)
         self.dispatch_table = table
 
-    # By class, not reducer_override: that is asked of every object pickled (dates, amounts,
-    # estimates, …), three times as many as these.
-    def _record(self, obj: Any) -> Any:
-        place = self.records.get(id(obj))
-        return (getitem, place) if place is not None else obj.__reduce_ex__(self.proto)
 
-    def _contact(self, obj: Contact) -> Any:
-        step = self.steps.get(id(obj))
-        return (_replaced, step) if step is not None else obj.__reduce_ex__(self.proto)
+def _named(places: dict[int, Any], remake: Callable[..., Any]) -> Callable[[Any], Any]:
+    """The reducer of a class some of whose objects the memos name: `remake(*place)` for an
+    object in `places` (by its id), the usual reduction for any other."""
 
-    def _file(self, obj: FileRecords) -> Any:
-        named = self.files.get(id(obj))
-        return (_stored, named) if named is not None else obj.__reduce_ex__(self.proto)
+    def reduce(obj: Any) -> Any:
+        place = places.get(id(obj))
+        return (remake, place) if place is not None else \
+            obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+    return reduce
 
 
 def load_memos(path: Path, store: RecordStore) -> BuildMemos:
