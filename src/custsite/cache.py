@@ -9,6 +9,7 @@ the build computes again.
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import hashlib
 import hmac
 import json
@@ -17,7 +18,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -25,6 +26,7 @@ from typing import Any, BinaryIO, cast
 from .config import Config
 from .forking import Background
 from .lifetime import ESTIMATES
+from .model import RECORD_REDUCERS
 from .parse import content_digest
 
 log = logging.getLogger(__name__)
@@ -268,9 +270,19 @@ def read_signed_pickle(path: Path, secret: bytes | None = None) -> object:
 READ_CHUNK = 1 << 20
 
 
-def write_signed_pickle(path: Path, value: object) -> bool:
-    """Keep `value` pickled and signed (see write_signed); False on failure."""
-    return write_signed(path, partial(pickle.dump, value, protocol=pickle.HIGHEST_PROTOCOL))
+def write_signed_pickle(path: Path, value: object,
+                        reducers: Mapping[type, Callable[[Any], Any]] | None = None) -> bool:
+    """Keep `value` pickled and signed (see write_signed), objects of the classes in
+    `reducers` reduced by them; False on failure."""
+    if not reducers:
+        return write_signed(path, partial(pickle.dump, value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def dump(out: BinaryIO) -> None:
+        pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = {**copyreg.dispatch_table, **reducers}
+        pickler.dump(value)
+
+    return write_signed(path, dump)
 
 
 Signature = tuple[int, int, int]  # a file's modification time (ns), size and inode
@@ -396,7 +408,7 @@ class RecordStore:
                 shard = path / f"{k:02d}.pickle"
                 if not entries:
                     shard.unlink(missing_ok=True)
-                elif not write_signed_pickle(shard, entries):
+                elif not write_signed_pickle(shard, entries, RECORD_REDUCERS):
                     shard.unlink(missing_ok=True)  # not an older shard of other contents
             for other in folder.glob(f"{prefix}*"):
                 if other != path:

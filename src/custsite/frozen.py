@@ -4,11 +4,13 @@ A frozen dataclass's generated `__init__` sets every field through `object.__set
 5.8 µs for a contact, 3 µs for an interaction; derive makes 70,000 copies of contacts at
 10,000 contacts, and reading makes 100,000 interactions. `replace` and `make` here fill the new
 instance's `__dict__` directly, for the plain classes custsite defines (no `__post_init__`, no
-`InitVar`, no slots), in about 0.9 µs.
+`InitVar`, no slots), in about 0.9 µs. `sparse_reduce` pickles such an instance without
+the fields that hold their default.
 """
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any, TypeVar
@@ -84,3 +86,28 @@ def replace(obj: T, /, **changes: Any) -> T:
     state.update(obj.__dict__)  # in the same order: the copies share one table of keys
     state.update(changes)
     return new
+
+
+# Per class: the fields with a default value (not a factory), with it.
+_DEFAULTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    _plain(cls)
+    found = _DEFAULTS[cls] = tuple((f.name, f.default) for f in fields(cls)
+                                   if f.default is not MISSING)
+    return found
+
+
+def sparse_reduce(obj: object) -> tuple[Callable[..., Any], tuple[type], dict[str, Any]]:
+    """The pickle reduction of a plain dataclass instance (see `make`) without the fields
+    that hold their default itself: read back, such a field is the class attribute the
+    dataclass set to that default. An interaction leaves out about half of its fields, so
+    it is a quarter faster to unpickle (a warm build unpickles 100,000 of them); the
+    instances still share their class's table of keys."""
+    cls = type(obj)
+    state = obj.__dict__.copy()
+    for name, default in _DEFAULTS.get(cls) or _defaults(cls):
+        if state.get(name, state) is default:
+            del state[name]
+    return (copyreg.__newobj__, (cls,), state)  # type: ignore[attr-defined]

@@ -33,8 +33,8 @@ from .cache import RecordStore, Signature, read_signed_pickle, settled, write_si
 from .config import Config
 from .derive import Contact, DeriveMemo
 from .forking import Background
-from .frozen import replace
-from .model import Customer, Interaction, Organization, Persona
+from .frozen import replace, sparse_reduce
+from .model import RECORD_REDUCERS, Customer, Interaction, Organization, Persona
 from .parse import content_digest
 from .records import customer_schema
 from .sources import SourceFile
@@ -144,21 +144,26 @@ class _Pickler(pickle.Pickler):
                                                          count()), strict=False))
         # By class, not reducer_override: that is asked of every object pickled (dates,
         # amounts, estimates, …), three times as many as these.
-        table = copyreg.dispatch_table.copy()
-        named = _named(self.records, getitem)
+        # Records the store does not hold are written out as it writes them.
+        table = {**copyreg.dispatch_table, **RECORD_REDUCERS}
+        named = _named(self.records, getitem, sparse_reduce)
         table.update({cls: named for cls in (Customer, Organization, Interaction, Persona)})
         table[Contact] = _named(self.steps, _replaced)
         table[FileRecords] = _named(self.files, _stored)
         self.dispatch_table = table
 
 
-def _named(places: dict[int, Any], remake: Callable[..., Any]) -> Callable[[Any], Any]:
+def _named(places: dict[int, Any], remake: Callable[..., Any],
+           otherwise: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
     """The reducer of a class some of whose objects the memos name: `remake(*place)` for an
-    object in `places` (by its id), the usual reduction for any other."""
+    object in `places` (by its id), `otherwise` (default: the usual reduction) for any
+    other."""
 
     def reduce(obj: Any) -> Any:
         place = places.get(id(obj))
-        return (remake, place) if place is not None else \
+        if place is not None:
+            return (remake, place)
+        return otherwise(obj) if otherwise is not None else \
             obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
 
     return reduce

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .errors import NO_LOCS, Location, Locs, Packed
+from .frozen import sparse_reduce
 
 if TYPE_CHECKING:
     from .config import Config
@@ -141,6 +142,12 @@ class Persona(Record):
     channels: tuple[str, ...] = ()
     match: Rule | None = None
     notes: str = ""
+
+
+# How the records kept between builds are pickled (see cache.RecordStore, memos): without the
+# fields left at their default.
+RECORD_REDUCERS: dict[type, Any] = {cls: sparse_reduce for cls in (Customer, Organization,
+                                                                   Interaction, Persona, Place)}
 
 
 @dataclass(frozen=True)
