@@ -48,14 +48,17 @@ def _files(folder: Path, seen: dict[str, Signature] | None = None) -> list[tuple
     top = str(folder)
     for base, dirs, names in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")  # Python's, not ours
-        prefix = base[len(top) + 1:]  # os.path.relpath, without its cost per file
+        # os.path.relpath and os.path.join, without their cost per file (20,000 files).
+        prefix = base[len(top) + 1:]
+        here = base if base.endswith(os.sep) else base + os.sep
+        inside = prefix + os.sep if prefix else ""
         for name in sorted(names):
-            path = os.path.join(base, name)
+            path = here + name
             try:
                 st = os.stat(path)
             except OSError:
                 continue
-            found.append((os.path.join(prefix, name), st.st_size, st.st_mtime_ns))
+            found.append((inside + name, st.st_size, st.st_mtime_ns))
             if seen is not None:
                 seen[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
     return found
