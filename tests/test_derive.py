@@ -1,16 +1,21 @@
-"""The stage engine at its edges, relationship, born-again, advocates, RFM and roll-ups."""
+"""The stage engine at its edges, relationship, born-again, advocates, RFM and roll-ups;
+the order interactions are kept in."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custsite.build import CheckResult
 from custsite.config import load_config
 from custsite.derive import Contact, DeriveMemo, _quintile_scores, derive, rfm_segment
 from custsite.errors import Problem
+from custsite.model import Interaction, sort_interactions
 from custsite.validate import FileCache, load_portfolio
 
 from .conftest import ScratchFactory
@@ -284,3 +289,32 @@ def test_a_contact_that_fits_as_before_stays_the_same_object(
     after = contacts()
     assert after["ann"] is before["ann"] and after["ann"].personas == ("p",)
     assert before["bob"].personas == ("p",) and after["bob"].personas == ()
+
+
+# A few days only, so that many interactions share one (the order's ties), and any day.
+_DAYS = (dt.date(2024, 2, 28), dt.date(2024, 3, 1))
+_DAYS_ALONE = st.one_of(st.dates(*_DAYS), st.dates())
+_MOMENTS = st.one_of(
+    _DAYS_ALONE,
+    st.datetimes(dt.datetime(2024, 2, 28), dt.datetime(2024, 3, 1, 23, 59),
+                 timezones=st.one_of(st.none(), st.timezones())),
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(*(st.lists(st.tuples(when, st.text(min_size=1, max_size=4)), max_size=12)
+                   for when in (_DAYS_ALONE, _MOMENTS))))
+def test_interactions_sort_by_day_then_time_then_id(moments: list[tuple[Any, str]]) -> None:
+    """The day, then the time (a date alone before any time of that day), then the id,
+    whether every interaction is dated by a day alone (sorted so by two passes) or not."""
+    made = [Interaction(id=rid, path="a.yaml", customers=("a",), date=when, kind="call")
+            for when, rid in moments]
+
+    def as_tuple(i: Interaction) -> tuple[dt.date, str, str]:
+        when = i.date
+        if isinstance(when, dt.datetime):
+            return (when.date(), when.isoformat(), i.id)
+        return (when, "", i.id)
+
+    assert [as_tuple(i) for i in sort_interactions(made)] == sorted(map(as_tuple, made))

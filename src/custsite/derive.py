@@ -30,6 +30,7 @@ from .model import (
     Portfolio,
     dated_until,
     same_objects,
+    sort_interactions,
 )
 from .segments import BUILTINS
 
@@ -190,7 +191,7 @@ def _active_at(purchases: Sequence[Interaction], cancellations: Sequence[Interac
                         for c in cancellations)
         if not cancelled:
             active.append(p)
-    return tuple(sorted(active, key=Interaction.sort_key))
+    return tuple(sort_interactions(active))
 
 
 def _engagement(interactions: Sequence[Interaction], config: Config) -> Interaction | None:

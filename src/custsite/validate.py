@@ -33,6 +33,7 @@ from .model import (
     Record,
     dated_until,
     same_objects,
+    sort_interactions,
 )
 from .parse import content_digest, read_document, read_text
 from .sources import SourceFile, discover
@@ -277,7 +278,7 @@ class AssembleMemo:
 def _sorted_interactions(files: list[FileRecords], ctx: Context) -> tuple[
         tuple[Interaction, ...], dict[str, tuple[Interaction, ...]]]:
     unique = _unique((i for f in files for i in f.interactions), "interaction", ctx)
-    ordered = tuple(sorted(unique.values(), key=Interaction.sort_key))
+    ordered = tuple(sort_interactions(unique.values()))
     by_customer: dict[str, list[Interaction]] = defaultdict(list)
     for i in ordered:
         for cid in i.customers:
