@@ -306,15 +306,10 @@ _MOMENTS = st.one_of(
 @given(st.one_of(*(st.lists(st.tuples(when, st.text(min_size=1, max_size=4)), max_size=12)
                    for when in (_DAYS_ALONE, _MOMENTS))))
 def test_interactions_sort_by_day_then_time_then_id(moments: list[tuple[Any, str]]) -> None:
-    """The day, then the time (a date alone before any time of that day), then the id,
-    whether every interaction is dated by a day alone (sorted so by two passes) or not."""
+    """Interaction.sort_key's order (the day, then the time, a date alone before any time of
+    that day, then the id), whether every interaction is dated by a day alone (sorted so by
+    two passes) or not."""
     made = [Interaction(id=rid, path="a.yaml", customers=("a",), date=when, kind="call")
             for when, rid in moments]
-
-    def as_tuple(i: Interaction) -> tuple[dt.date, str, str]:
-        when = i.date
-        if isinstance(when, dt.datetime):
-            return (when.date(), when.isoformat(), i.id)
-        return (when, "", i.id)
-
-    assert [as_tuple(i) for i in sort_interactions(made)] == sorted(map(as_tuple, made))
+    key = Interaction.sort_key
+    assert [key(i) for i in sort_interactions(made)] == sorted(map(key, made))

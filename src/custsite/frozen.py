@@ -19,9 +19,10 @@ T = TypeVar("T")
 
 _NAMES: dict[type, frozenset[str]] = {}
 # Per class: every field with its default (None for a required one), in the order of the
-# fields; the names of all of them; the required ones; and those made by a factory, with it.
+# fields; the names of all of them; the required ones; those made by a factory, with it; and
+# those with a default value (not a factory), with it.
 _Shape = tuple[tuple[tuple[str, Any], ...], frozenset[str], frozenset[str],
-               tuple[tuple[str, Callable[[], Any]], ...]]
+               tuple[tuple[str, Callable[[], Any]], ...], tuple[tuple[str, Any], ...]]
 _SHAPES: dict[type, _Shape] = {}
 
 
@@ -35,9 +36,11 @@ def _shape(cls: type) -> _Shape:
     defaults: list[tuple[str, Any]] = []
     required: set[str] = set()
     made: list[tuple[str, Callable[[], Any]]] = []
+    valued: list[tuple[str, Any]] = []
     for f in fields(cls):
         if f.default is not MISSING:
             defaults.append((f.name, f.default))
+            valued.append((f.name, f.default))
             continue
         defaults.append((f.name, None))
         if f.default_factory is not MISSING:
@@ -45,7 +48,7 @@ def _shape(cls: type) -> _Shape:
         else:
             required.add(f.name)
     shape = _SHAPES[cls] = (tuple(defaults), frozenset(name for name, _ in defaults),
-                            frozenset(required), tuple(made))
+                            frozenset(required), tuple(made), tuple(valued))
     return shape
 
 
@@ -53,7 +56,7 @@ def make(cls: type[T], values: dict[str, Any], /) -> T:
     """`cls(**values)`. The fields are set in their order, one by one (a dict updated from
     another dict at once would get a table of keys of its own: the instances of a class
     share one, which holds half of each one's memory)."""
-    defaults, names, required, made = _SHAPES.get(cls) or _shape(cls)
+    defaults, names, required, made, _ = _SHAPES.get(cls) or _shape(cls)
     if not values.keys() <= names or not required <= values.keys():
         given, missing = values.keys() - names, required - values.keys()
         raise TypeError(f"{cls.__name__}: unknown fields {sorted(given)}, "
@@ -88,17 +91,6 @@ def replace(obj: T, /, **changes: Any) -> T:
     return new
 
 
-# Per class: the fields with a default value (not a factory), with it.
-_DEFAULTS: dict[type, tuple[tuple[str, Any], ...]] = {}
-
-
-def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
-    _plain(cls)
-    found = _DEFAULTS[cls] = tuple((f.name, f.default) for f in fields(cls)
-                                   if f.default is not MISSING)
-    return found
-
-
 def sparse_reduce(obj: object) -> tuple[Callable[..., Any], tuple[type], dict[str, Any]]:
     """The pickle reduction of a plain dataclass instance (see `make`) without the fields
     that hold their default itself: read back, such a field is the class attribute the
@@ -107,7 +99,7 @@ def sparse_reduce(obj: object) -> tuple[Callable[..., Any], tuple[type], dict[st
     instances still share their class's table of keys."""
     cls = type(obj)
     state = obj.__dict__.copy()
-    for name, default in _DEFAULTS.get(cls) or _defaults(cls):
+    for name, default in (_SHAPES.get(cls) or _shape(cls))[4]:
         if state.get(name, state) is default:
             del state[name]
     return (copyreg.__newobj__, (cls,), state)  # type: ignore[attr-defined]
