@@ -227,10 +227,7 @@ def test_a_damaged_spare_is_brought_back_to_the_new_site(tmp_path: Path) -> None
 
     out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
     write_site(_small_site("one"), out, root=root, spare=spare)
-    # No previous site to keep: the spare is made beside the new one, its files linked.
-    assert digest(spare) == digest(out)
-    assert (spare / "customers/ann/index.html").stat().st_ino == \
-        (out / "customers/ann/index.html").stat().st_ino
+    assert not spare.exists()  # a first build makes none
     write_site(_small_site("two"), out, root=root, spare=spare)
     assert (spare / "customers/one/index.html").is_file()  # the previous site waits
     live = digest(out)
@@ -283,9 +280,12 @@ def test_spares_of_output_folders_since_removed_are_pruned(tmp_path: Path) -> No
     root = _portfolio(tmp_path)
     config = load_config(root, [])
     preview, cache = tmp_path / "preview", root / ".custsite-cache"
+    main_spare, preview_spare = spare_site(config, root / "site"), spare_site(config, preview)
     build(root)
     build(root, output=preview)
-    main_spare, preview_spare = spare_site(config, root / "site"), spare_site(config, preview)
+    assert not main_spare.exists() and not preview_spare.exists()  # a first build makes none
+    build(root)
+    build(root, output=preview)
     assert main_spare.is_dir() and preview_spare.is_dir()
     assert (cache / f"{preview_spare.name}.output").read_text() == str(preview.resolve())
     # A spare left by an older custsite, which did not record its folder: pruned once old.
@@ -331,6 +331,27 @@ def test_a_spare_levelled_with_the_live_site_holds_its_files(tmp_path: Path) -> 
     assert level(spare, out) == (dirs, files)  # once level, nothing more to do
 
 
+def test_the_second_build_makes_the_spare_while_it_reads(tmp_path: Path) -> None:
+    """A first build makes no spare (it may be the only one); levelling makes it from
+    nothing for the next, which writes through it: the previous site is the spare then."""
+    from custsite.output import Level, write_site
+
+    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
+    write_site(_small_site("one"), out, root=root, spare=spare)
+    assert not spare.exists()
+    first, first_inodes = digest(out), _inodes(out)
+    levelled = Level.start(out, spare)
+    assert levelled is not None
+    dirs, files = levelled.listing() or (set(), {})
+    assert dirs == {"", "customers", "customers/ann", "customers/one", "data"}
+    assert _inodes(spare) == files == first_inodes  # the live files, linked
+    write_site(_small_site("two"), out, root=root, spare=spare, levelled=levelled)
+    fresh = tmp_path / "fresh"
+    write_site(_small_site("two"), fresh, root=root)
+    assert digest(out) == digest(fresh) and digest(spare) == first
+    assert (out / "index.html").stat().st_ino == first_inodes["index.html"]
+
+
 def test_a_build_writes_through_the_levelled_spare_or_without_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After an edit, the process building looks at neither folder (the spare was levelled
@@ -343,7 +364,7 @@ def test_a_build_writes_through_the_levelled_spare_or_without_it(
     record = root / "records/customers/jenny-park.yaml"
     text = record.read_text()
     build(root)
-    build(root, as_of=dt.date(2026, 6, 2))  # the spare is now a site, not the first's mirror
+    build(root, as_of=dt.date(2026, 6, 2))  # the first made no spare: this one made it
     scanned: list[str] = []
     real_scan, real_level = output._scan, output.level
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import threading
 from collections.abc import MutableMapping, Sequence
 from multiprocessing.connection import Connection
@@ -98,6 +99,12 @@ class Fitter:
 
 def _help(conn: Connection, ours: Connection) -> None:  # pragma: no cover - the helper
     ours.close()  # the caller's end: once the caller is gone, the pipe is at its end
+    # One BLAS thread: the fit is elementwise arithmetic that BLAS never runs, and OpenBLAS
+    # otherwise starts a thread per core at import that spin-wait beside the build's own
+    # processes (half of the import's CPU time on two cores). Only this helper's environment
+    # is changed, and a user's own setting is kept.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     try:
         import numpy  # noqa: F401  # what takes the time, before the histories are known
         from scipy import optimize, special  # noqa: F401

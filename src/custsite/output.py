@@ -14,8 +14,9 @@ to make and as long to remove. So a build may keep a *spare* (a folder in the ca
 before the last one, which the swap left behind. The next build brings the spare up to date
 (every file checked, those that differ replaced, never written into: a file there may be the
 live site's file under another name) and swaps it in, and the previous site becomes the spare.
-A spare left half-updated by a killed build is only ever read as untrusted: every file of the
-next site is checked again.
+A first build makes none (it may well be the only one: CI builds a fresh clone); the second
+makes it from nothing, while it reads (see below). A spare left half-updated by a killed build
+is only ever read as untrusted: every file of the next site is checked again.
 
 Checking 11,000 files and folders of the spare, and the live file of each, was still a tenth
 of a build after an edit. So a build takes its output folder's turn before it reads any
@@ -67,10 +68,10 @@ class Direct:
     """Where the processes rendering a site may write its pages themselves: set by
     write_site (`folder`) when the new site is a new folder with no previous site to link
     files from, which is a cold build. Then the main process neither takes in the pages'
-    bytes (80 MB at 10,000 contacts, pickled, sent and unpickled) nor writes them, and makes
-    the spare meanwhile (see _write_locked): half a second less on a healthy disk. (On a disk
-    slow to make files after many were deleted, two processes making them take no less time
-    than one: the kernel's allocator is the bottleneck either way.)"""
+    bytes (80 MB at 10,000 contacts, pickled, sent and unpickled) nor writes them: half a
+    second less on a healthy disk. (On a disk slow to make files after many were deleted, two
+    processes making them take no less time than one: the kernel's allocator is the
+    bottleneck either way.)"""
 
     def __init__(self) -> None:
         self.folder: str | None = None
@@ -302,11 +303,15 @@ class Level:
     @classmethod
     def start(cls, out: Path, spare: Path | None) -> Level | None:
         """Level the spare of `out`, when the next write will go through it (see
-        _write_locked); the caller holds the output folder's turn."""
+        _write_locked); the caller holds the output folder's turn. A site with no spare yet
+        (the first build made none: see _write_locked) gets one here, made from nothing."""
         out = out.resolve()
         usable = _usable_spare(spare, out) if out.parent.is_dir() else None
-        if usable is None or not usable.is_dir() or not (out / MARKER).is_file() or \
-                not can_fork():
+        if usable is None or not (out / MARKER).is_file() or not can_fork():
+            return None
+        try:
+            usable.mkdir(exist_ok=True)
+        except OSError:
             return None
         return cls(usable, out, Background(partial(level, usable, out)))
 
@@ -431,11 +436,9 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None,
     else:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     fresh = tmp != spare
-    # Without a previous site, the spare of the next build is made now, beside the writing:
-    # the same folders, with links to the new files (the folders are the cost, and while
-    # other processes render, this one mostly waits).
-    mirror = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent)) \
-        if spare is not None and old is None else None
+    # Without a previous site, no spare is made: a first build (a fresh clone in CI, say) is
+    # often the only one, and making every folder twice was a tenth of its time; the next
+    # build makes the spare while it reads (see Level).
     if direct is not None and fresh and old is None:
         direct.folder = str(tmp)  # the rendering processes write into it (see Direct)
     count = 0
@@ -443,11 +446,8 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None,
         listing = levelled.listing() if levelled is not None and levelled.spare == tmp and \
             levelled.live == old else None
         tree = _Tree(tmp, old, listing)
-        twin = _Tree(mirror, tmp) if mirror is not None else None
         for page in itertools.chain(pages, [Page(MARKER, _MARKER_TEXT)]):  # streamed
             tree.put(page)
-            if twin is not None:
-                twin.put(Page(page.path, b"", kept=True))
             count += 1
         count -= 1  # the marker
         tree.finish()
@@ -457,11 +457,7 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None,
                 shutil.rmtree(tmp, ignore_errors=True)
             elif fresh:
                 shutil.rmtree(spare, ignore_errors=True)  # a file or an empty folder, if any
-                if mirror is not None:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    os.replace(mirror, spare)
-                else:
-                    os.replace(tmp, spare)
+                os.replace(tmp, spare)
             return count
         old = None
         if out.exists():
@@ -473,20 +469,15 @@ def _write_locked(pages: Iterable[Page], out: Path, spare: Path | None,
             if old is not None:  # put the previous site back before reporting
                 os.replace(old / "site", out)
             raise
-        # The mirror, or else the previous site, is the next spare.
-        following = mirror if mirror is not None else old / "site" if old is not None else None
-        if spare is not None and following is not None:
+        # The previous site, if any, is the next spare.
+        if spare is not None and old is not None:
             shutil.rmtree(spare, ignore_errors=True)  # left by a build of no site
             with contextlib.suppress(OSError):
-                os.replace(following, spare)
-        if mirror is not None and mirror.exists():
-            shutil.rmtree(mirror, ignore_errors=True)
+                os.replace(old / "site", spare)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         if fresh:
             shutil.rmtree(tmp, ignore_errors=True)
-        if mirror is not None:
-            shutil.rmtree(mirror, ignore_errors=True)
         raise
     return count
