@@ -113,7 +113,7 @@ def test_a_cold_build_has_its_pages_written_by_the_processes_rendering_them(
     put = output._Tree.put
 
     def noted(self: output._Tree, page: output.Page) -> None:
-        if not page.kept:  # the new site's pages, not the spare's links to them
+        if not page.kept:  # the pages rendered, not those kept from the previous site
             seen.append((page.path, page.written))
         put(self, page)
 
