@@ -14,7 +14,7 @@ import pytest
 
 from custsite import render
 from custsite.build import build, check, record_store
-from custsite.cache import NoteStore
+from custsite.cache import NoteStore, RecordStore
 from custsite.config import load_config
 from custsite.errors import ValidationFailed
 
@@ -148,10 +148,14 @@ def test_planted_html_in_the_cache_never_reaches_the_site(scratch_portfolio: Scr
     assert "<strong>quote</strong>" in site
 
 
+@pytest.mark.parametrize("written_here", [0, RecordStore.WRITTEN_HERE])
 def test_the_record_store_is_written_whole_before_check_returns(
-        scratch_portfolio: ScratchFactory) -> None:
-    """Shards are written by a forked process (see RecordStore.save): `check` waits for it,
-    and the records read back are the very ones it converted, in one shard each."""
+        scratch_portfolio: ScratchFactory, monkeypatch: pytest.MonkeyPatch,
+        written_here: int) -> None:
+    """Shards are written by a forked process, or by the build for a few files (see
+    RecordStore.save): `check` waits for it, and the records read back are the very ones it
+    converted, in one shard each."""
+    monkeypatch.setattr(RecordStore, "WRITTEN_HERE", written_here)
     root = scratch_portfolio(FILES)
     result = check(root, cache=True)
     assert result.writing is None

@@ -136,6 +136,8 @@ def test_background_work_answers_or_fails_quietly(tmp_path: Path) -> None:
         marker.write_text("done")
         return "late"
 
+    at_once = Background(os.getpid, here=True)  # small work: done here, before it returns
+    assert at_once.pid is None and at_once.wait() == here
     started = time.monotonic()
     stopped = Background(slow)
     stopped.cancel()

@@ -315,6 +315,10 @@ class RecordStore:
 
     PREFIX = "records-"
     SHARDS = 64
+    # Shards holding up to this many files are written by the build itself, not a forked
+    # process: after an edit at 10,000 contacts, one shard of 330 files, written in 10 ms where
+    # forking cost a twentieth of the build.
+    WRITTEN_HERE = 4_000
     # Each entry: the file's content digest, what was made of it, and its settled signature.
 
     def __init__(self, folder: Path, key: str, *, keeping: bool = True) -> None:
@@ -388,8 +392,9 @@ class RecordStore:
         self.changed.add(self._shard(rel))
 
     def save(self) -> Background | None:
-        """Write the shards that changed (an entry added or gone), in a forked process:
-        `wait` on what is returned before the build ends. Failures only log."""
+        """Write the shards that changed (an entry added or gone), in a forked process (a
+        few small ones here): `wait` on what is returned before the build ends. Failures
+        only log."""
         if not self.keeping:
             return None
         changed = self.changed | {self._shard(rel) for rel in self.entries.keys() - self.used}
@@ -414,4 +419,5 @@ class RecordStore:
                 if other != path:
                     shutil.rmtree(other, ignore_errors=True)
 
-        return Background(write)
+        # A few files changed (an edit): their shards are written here, at once.
+        return Background(write, here=sum(map(len, shards.values())) <= self.WRITTEN_HERE)

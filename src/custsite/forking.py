@@ -250,11 +250,13 @@ class Background:
     returns what the work returned (pickled back through a pipe), or None if it failed.
     Nothing of the work is kept here: what it holds is this process's to let go of."""
 
-    def __init__(self, work: Callable[[], object]) -> None:
+    def __init__(self, work: Callable[[], object], *, here: bool = False) -> None:
+        """`here`: do it at once in this process (small work: forking a large process, and
+        copying each page either process writes while both run, costs more)."""
         self.pid: int | None = None
         self.reader: Connection | None = None
         self.result: object = None
-        if not can_fork():
+        if here or not can_fork():
             self.result = _quietly(work)
             return
         reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
