@@ -110,16 +110,17 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-RecordsJson = Callable[[Contact], str]
+# The JSON records (or CSV lines) of contacts, in their order: each made once per content.
+RecordsJson = Callable[[list[Contact]], list[str]]
 GIT_COLUMNS = ("last_changed", "last_changed_by")
 
 
-def portfolio_json(derived: Derived, record_json: RecordsJson) -> bytes:
+def portfolio_json(derived: Derived, records_json: RecordsJson) -> bytes:
+    contacts = derived.contacts
     return to_json({
         "generator": f"custsite {__version__}", "as_of": derived.as_of,
         "title": derived.config.title,
-        "contacts": json_array(record_json(derived.contacts[cid])
-                               for cid in sorted(derived.contacts)),
+        "contacts": json_array(records_json([contacts[cid] for cid in sorted(contacts)])),
         "segments": {s.id: list(s.members) for s in derived.segments.values()},
         "personas": {k: list(v) for k, v in derived.persona_matches.items()},
     })
@@ -148,8 +149,8 @@ def csv_columns(record: dict[str, Any], *, git: bool) -> tuple[str, ...]:
     return (*names, *GIT_COLUMNS) if git else tuple(names)
 
 
-def customers_csv(derived: Derived, columns: tuple[str, ...],
-                  line: Callable[[Contact], str]) -> bytes:
-    """The contacts CSV; `line` gives a contact's row in `columns` (made once per content)."""
-    lines = [line(derived.contacts[cid]) for cid in sorted(derived.contacts)]
+def customers_csv(derived: Derived, columns: tuple[str, ...], lines_of: RecordsJson) -> bytes:
+    """The contacts CSV; `lines_of` gives contacts' rows in `columns`."""
+    contacts = derived.contacts
+    lines = lines_of([contacts[cid] for cid in sorted(contacts)])
     return (csv_line(columns) + "".join(lines)).encode("utf-8") if lines else b""

@@ -73,13 +73,13 @@ def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
     return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.id))
 
 
-def _rows(record: RecordsJson, members: list[Contact]) -> JsonText:
-    return json_array(record(c) for c in members)
+def _rows(records: RecordsJson, members: list[Contact]) -> JsonText:
+    return json_array(records(members))
 
 
-def _members_twin(record: RecordsJson, key: str, value: str,
+def _members_twin(records: RecordsJson, key: str, value: str,
                   members: Callable[[], list[Contact]]) -> dict[str, Any]:
-    return {key: value, "contacts": _rows(record, members())}
+    return {key: value, "contacts": _rows(records, members())}
 
 
 def facet_row(c: Contact, derived: Derived) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def dashboard_context(derived: Derived, stats: Callable[[], dict[str, insights.P
 
 def _customers_context(derived: Derived, everyone: list[Contact],
                        parts: Parts) -> dict[str, Any]:
-    rows = [parts.facet_row(c) for c in everyone]
+    rows = parts.facet_rows(everyone)
     # The rows as the `tojson` filter would write them, joined from each row's JSON.
     facet_json = Markup("[" + ", ".join(text for _, text in rows) + "]")
     facet_rows = [row for row, _ in rows]
@@ -232,9 +232,9 @@ class Parts(Protocol):
     """What pages need from the renderer beyond the derived portfolio: pieces it makes once
     and keeps while what they show stays the same."""
 
-    def record_json(self, contact: Contact) -> str: ...
+    def records_json(self, contacts: list[Contact]) -> list[str]: ...
 
-    def facet_row(self, contact: Contact) -> tuple[dict[str, Any], str]: ...
+    def facet_rows(self, contacts: list[Contact]) -> list[tuple[dict[str, Any], str]]: ...
 
     def facet_counts(self, everyone: list[Contact]) -> dict[str, Counter[str]]: ...
 
@@ -270,9 +270,9 @@ def site_pages(derived: Derived, parts: Parts | None, *,
     """
     contacts = derived.contacts
 
-    def record(c: Contact) -> str:
+    def record(members: list[Contact]) -> list[str]:
         assert parts is not None, "pages without parts are not rendered"
-        return parts.record_json(c)
+        return parts.records_json(members)
 
     everyone = _by_name(contacts)
     rank = cache(lambda: {c.customer.id: i for i, c in enumerate(everyone)})
