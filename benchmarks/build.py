@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -84,31 +85,42 @@ def _cpu_of_children() -> float:
 def measure(command: list[str], cwd: Path | None = None) -> dict[str, float]:
     """Wall time, CPU time (user and system, of the process and all it waited for: steadier
     than wall time on a shared machine), and the peak RSS of the largest process and of the
-    whole process tree, sampled every 50 ms (psutil; more often, the sampling itself takes
-    a core's worth of time from what it measures on a 2-core machine), of one run of
-    `command`, on a settled disk."""
+    whole process tree, sampled every 50 ms by a thread (psutil; more often, the sampling
+    itself takes a core's worth of time from what it measures on a 2-core machine) while
+    this one waits for the process to end (so the wall time is exact, not rounded up to the
+    next sample), of one run of `command`, on a settled disk."""
     settle()
     with tempfile.TemporaryFile() as errors:  # not a pipe: thousands of warnings would fill it
         cpu = _cpu_of_children()
         start = time.perf_counter()
         proc = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
-        largest = total = 0
-        while proc.poll() is None:
-            try:
-                tree = [proc, *proc.children()]  # custsite's processes are its children
-                rss = [p.memory_info().rss for p in tree]
-            except psutil.Error:
-                rss = []
-            if rss:
-                largest, total = max(largest, *rss), max(total, sum(rss))
-            time.sleep(0.05)
+        peaks = {"largest": 0, "total": 0}
+        ended = threading.Event()
+
+        def sample() -> None:
+            while not ended.is_set():
+                try:
+                    tree = [proc, *proc.children()]  # custsite's processes are its children
+                    rss = [p.memory_info().rss for p in tree]
+                except psutil.Error:
+                    rss = []
+                if rss:
+                    peaks["largest"] = max(peaks["largest"], *rss)
+                    peaks["total"] = max(peaks["total"], sum(rss))
+                ended.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        proc.wait()
         seconds = time.perf_counter() - start
+        ended.set()
+        sampler.join()
         cpu = _cpu_of_children() - cpu
         if proc.returncode != 0:
             errors.seek(0)
             raise SystemExit(f"{' '.join(command)} failed: {errors.read().decode()[-2000:]}")
-    return {"seconds": seconds, "cpu_s": cpu, "largest_mib": largest / MiB,
-            "total_mib": total / MiB}
+    return {"seconds": seconds, "cpu_s": cpu, "largest_mib": peaks["largest"] / MiB,
+            "total_mib": peaks["total"] / MiB}
 
 
 def compile_bytecode() -> None:
