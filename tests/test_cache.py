@@ -561,6 +561,60 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     assert "Bob Stonier" in (root / "site/customers/bob/index.html").read_text()
 
 
+def test_a_small_edit_leaves_the_memos_as_they_are(scratch_portfolio: ScratchFactory,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an edit of a few customers or organizations the memos on disk stay the last
+    ones written (see memos.still_kept), and the record store keeps the contents they name
+    beside the new ones: each later build still converts only what was edited, derives only
+    the contacts changed since, and writes the bytes of a cold build. An edit of interactions
+    or personas, or of more files, writes them anew, and what was pinned goes."""
+    from custsite import derive, memos
+    from custsite.cache import PINNED
+
+    root = scratch_portfolio({**FILES, "records/customers/cal.yaml": "name: Cal Ray\n",
+                              "personas/p.md":
+                              "---\nname: Everyone\nmatch: {kind: person}\n---\nStory.\n"})
+    config = load_config(root, [])
+    build(root)
+    (kept,) = (root / ".custsite-cache").glob("memos-*.pickle")
+    written = kept.read_bytes()
+
+    def pinned() -> set[str]:
+        return {rel for rel in record_store(config).entries if PINNED in rel}
+
+    seen = _converting(monkeypatch)
+    derived = _calls(monkeypatch, derive, "_base_contact", lambda customer: customer.id)
+    bob = root / "records/customers/bob.yaml"
+    for name in ("Bob Stoner", "Bob Stonest"):
+        seen.clear()
+        derived.clear()
+        bob.write_text(f"name: {name}\n")
+        build(root)
+        assert kept.read_bytes() == written  # not written again
+        assert seen == ["records/customers/bob.yaml"] and derived == ["bob"]
+        assert pinned() == {f"records/customers/bob.yaml{PINNED}" +
+                            memos.load_memos(kept, record_store(config))
+                            .files["records/customers/bob.yaml"].digest}
+        assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))
+    calls = root / "records/interactions/calls.yaml"
+    calls.write_text(calls.read_text().replace("2026-01-12", "2026-01-13"))
+    build(root)
+    assert kept.read_bytes() != written and pinned() == set()
+    written = kept.read_bytes()
+    persona = root / "personas/p.md"
+    persona.write_text(persona.read_text().replace("Story.", "A story."))
+    build(root)
+    assert kept.read_bytes() != written and pinned() == set()
+    written = kept.read_bytes()
+    monkeypatch.setattr(memos, "STALE_FILES", 1)
+    for rel in ("records/customers/bob.yaml", "records/customers/cal.yaml"):
+        (root / rel).write_text((root / rel).read_text().replace("name: ", "name: New "))
+    build(root)
+    assert kept.read_bytes() != written and pinned() == set()
+    assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))
+
+
 def test_background_work_is_waited_for_and_its_failure_only_logged(tmp_path: Path) -> None:
     from custsite.forking import Background
 

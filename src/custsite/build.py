@@ -16,13 +16,13 @@ from pathlib import Path
 
 from .cache import RecordStore, Signature, fit_store
 from .config import CONFIG_FILE, Config, load_config, source_date
-from .derive import Derived, derive
+from .derive import Derived, derive, memo_key
 from .errors import Problem, Severity, ValidationFailed
 from .fitting import Fitter
 from .forking import Background
 from .freshness import code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
-from .memos import BuildMemos, load_memos, memos_path, save_memos, verify
+from .memos import BuildMemos, load_memos, memos_path, save_memos, still_kept, verify
 from .output import Direct, Level, prune_spares, turn, write_site
 from .sources import discover
 from .validate import MIN_PARALLEL_FILES, check_dates, load_portfolio
@@ -42,6 +42,7 @@ class CheckResult:
     # The record store's shards being written (see RecordStore.save): waited for by `check`,
     # or by the build that goes on meanwhile.
     writing: Background | None = field(default=None, compare=False, repr=False)
+    memos_kept: bool = False  # the memos on disk stay as they are (see memos.still_kept)
 
     def failed(self, *, strict: bool = False) -> bool:
         return any(p.severity is Severity.ERROR or strict for p in self.problems)
@@ -177,6 +178,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     # The memos' path holds the key the records were converted with: the same custsite.yaml.
     path = memos_path(config, store.key) if cache else None
     memos = load_memos(path, store) if path is not None else None
+    before = dict(memos.files) if memos is not None else {}  # as the memos kept have them
     if memos is not None:
         verify(memos, sources, config, seen)  # what is left is as its file: not read again
     # Without kept models, a helper imports what fits them while the files are read, and
@@ -189,8 +191,13 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
                                    cache=memos.files if memos else None,
                                    memo=memos.assembled if memos else None,
                                    changed=set() if memos else None)
+        kept = False
         if memos is not None:
             store.retain({rel: made.digest for rel, made in memos.files.items()})
+            kept = still_kept(before, memos, memo_key(config, day))
+            if kept:
+                store.pin()  # what the memos kept name stays in the store with them
+        del before
         writing = store.save()
         stored = store.digests()
         del store  # its entries go before deriving (a forked process writes the shards)
@@ -205,7 +212,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
         fits.save()
     problems.extend(derived.problems)
     return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos, path,
-                       read_since, stored, writing)
+                       read_since, stored, writing, kept)
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -255,7 +262,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         derived = result.derived if failed else with_changes(result)  # git: for pages only
         hashes = {} if failed else page_hashes(derived, memos.pages if memos else None)
         figures = None if failed else kept_figures(memos.figures if memos else None, derived)
-        if memos is not None and result.memos_path is not None:
+        if memos is not None and result.memos_path is not None and not result.memos_kept:
             # Written while this build renders (or reports its errors).
             memos.figures = figures
             if failed:

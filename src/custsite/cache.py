@@ -296,6 +296,7 @@ def settled(signature: Signature | None, read_since: int) -> bool:
 
 
 Entry = tuple[str, Any, Signature | None]
+PINNED = "\0"  # in a pinned entry's key, between its path (which never holds it) and digest
 
 
 class RecordStore:
@@ -311,7 +312,12 @@ class RecordStore:
     A shard is pickled whole, its files' records with it: read back in one load (one load
     per file took half as long again: each finds its classes anew), with what its files
     share (places, tags: see quickrecords) shared still. Shards are pickled and written by a
-    forked process while the build goes on (see save)."""
+    forked process while the build goes on (see save).
+
+    A file's entry is the content it had when last converted; the memos kept on disk may
+    name an older one (a build after a small edit leaves them as they are: see memos), which
+    is then *pinned*: kept beside it, under the path and that content's digest, as long as
+    those memos are the ones kept."""
 
     PREFIX = "records-"
     SHARDS = 64
@@ -330,8 +336,11 @@ class RecordStore:
         self.entries: dict[str, Entry] = self._read()
         self.used: dict[str, Entry] = {}
         self.changed: set[int] = set()  # shards with an entry added
+        self.named: dict[str, str] = {}  # path: digest, of the files the memos read name
 
-    def _shard(self, rel: str) -> int:
+    def _shard(self, key: str) -> int:
+        """The shard of a path's entries (a pinned one's too: see PINNED)."""
+        rel = key.partition(PINNED)[0]
         return int.from_bytes(hashlib.blake2b(rel.encode(), digest_size=2).digest(),
                               "big") % self.SHARDS
 
@@ -353,9 +362,34 @@ class RecordStore:
         """What was kept for this path when its content had this digest."""
         found = self.entries.get(rel)
         if found is None or found[0] != digest:
-            return None
+            return self._pinned(rel, digest)
         self.used[rel] = found
         return found[1]
+
+    def _pinned(self, rel: str, digest: str) -> Any | None:
+        found = self.entries.get(f"{rel}{PINNED}{digest}")
+        return found[1] if found is not None else None
+
+    def named_by_memos(self, rel: str, digest: str) -> Any | None:
+        """`get`, for the memos being read: what they name is noted (see pin)."""
+        self.named[rel] = digest
+        return self.get(rel, digest)
+
+    def pin(self) -> None:
+        """Keep the entries of the files the memos read name (see named_by_memos) beside
+        their current ones: those memos stay the ones kept. Call after `retain`."""
+        for rel, digest in self.named.items():
+            current = self.used.get(rel)
+            if current is not None and current[0] == digest:
+                continue
+            key = f"{rel}{PINNED}{digest}"
+            found = self.entries.get(key)
+            if found is None:
+                found = self.entries.get(rel)
+                if found is None or found[0] != digest:
+                    continue  # not here any more: those memos will not be read
+                self.changed.add(self._shard(rel))
+            self.used[key] = found
 
     def unchanged(self, rel: str, signature: Signature) -> Any | None:
         """What was kept for this path when the file had this signature, without reading
@@ -375,8 +409,8 @@ class RecordStore:
                      and found[0] == digest}
 
     def digests(self) -> dict[str, str]:
-        """The content digest of each file kept (as saved, once saved)."""
-        return {rel: entry[0] for rel, entry in self.used.items()}
+        """The content digest of each file kept (as saved, once saved), pinned ones aside."""
+        return {rel: entry[0] for rel, entry in self.used.items() if PINNED not in rel}
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
              *, read_since: int = 0) -> None:

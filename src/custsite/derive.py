@@ -480,6 +480,12 @@ def _status_checked(contact: Contact) -> bool:
     return contact.stage == "lead" and contact.customer.status is not None
 
 
+def memo_key(config: Config, as_of: dt.date) -> tuple[dt.date, Config]:
+    """What a DeriveMemo holds only for: the date and the settings, wherever the portfolio
+    is (`-C DIR` or its folder: the same contacts)."""
+    return (as_of, dataclasses.replace(config, root=Path()))
+
+
 def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None, *,
            fits: MutableMapping[str, str] | None = None,
            problems_only: bool = False, fitter: Fitter | None = None) -> Derived:
@@ -492,8 +498,7 @@ def derive(portfolio: Portfolio, as_of: dt.date, memo: DeriveMemo | None = None,
     fits the lifetime models if they must be (see fitting); its caller closes it."""
     config = portfolio.config
     memo = memo if memo is not None else DeriveMemo()
-    # The settings, wherever the portfolio is (`-C DIR` or its folder: the same contacts).
-    key = (as_of, dataclasses.replace(config, root=Path()))
+    key = memo_key(config, as_of)
     if memo.key != key:
         memo.key, memo.base, memo.final = key, {}, {}
         memo.rfm, memo.lifetime, memo.histories, memo.accounts = None, None, {}, {}
