@@ -175,8 +175,7 @@ def _customers_context(derived: Derived, everyone: list[Contact],
     rows = parts.facet_rows(everyone)
     # The rows as the `tojson` filter would write them, joined from each row's JSON.
     facet_json = Markup("[" + ", ".join(text for _, text in rows) + "]")
-    facet_rows = [row for row, _ in rows]
-    return {"members": everyone, "facet_rows": facet_rows, "facet_json": facet_json,
+    return {"members": everyone, "facet_json": facet_json,
             "facets": _facets(derived, parts.facet_counts(everyone)), "facet_names": FACETS}
 
 
@@ -234,7 +233,7 @@ class Parts(Protocol):
 
     def records_json(self, contacts: list[Contact]) -> list[str]: ...
 
-    def facet_rows(self, contacts: list[Contact]) -> list[tuple[dict[str, Any], str]]: ...
+    def facet_rows(self, contacts: list[Contact]) -> list[tuple[Any, str]]: ...
 
     def facet_counts(self, everyone: list[Contact]) -> dict[str, Counter[str]]: ...
 

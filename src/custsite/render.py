@@ -138,6 +138,11 @@ def _root(path: str) -> str:
     return "../" * path.count("/")
 
 
+# A contact's facet row: its values in each of FACETS, in their order, and as the customers
+# table's script reads it (JSON, with its search text); kept as tuples, which read back from
+# the cache three times as fast as the dict of lists they are made of.
+FacetRow = tuple[tuple[tuple[str, ...], ...], str]
+
 # What a renderer made for a contact: (table, contact id, row key for "html", value).
 Made = tuple[str, str, tuple[str, str] | None, Any]
 
@@ -171,7 +176,7 @@ class RowCache:
         self.json: dict[str, str] = {}
         self.csv: dict[str, str] = {}
         self.csv_columns: tuple[str, ...] = ()
-        self.facets: dict[str, tuple[dict[str, Any], str]] = {}
+        self.facets: dict[str, FacetRow] = {}
         # The facet values of the rows in `facets`, counted as rows come and go.
         self.facet_counts: dict[str, Counter[str]] = {name: Counter() for name, _ in FACETS}
         self.figures: KeptFigures | None = None
@@ -195,24 +200,24 @@ class RowCache:
             elif cid not in self.facets:
                 self.add_facet_row(cid, value)
 
-    def add_facet_row(self, cid: str, row: tuple[dict[str, Any], str]) -> None:
+    def add_facet_row(self, cid: str, row: FacetRow) -> None:
         self.facets[cid] = row
-        for name, counts in self.facet_counts.items():
-            counts.update(row[0][name])
+        for counts, values in zip(self.facet_counts.values(), row[0], strict=True):
+            counts.update(values)
 
-    def add_facet_rows(self, rows: dict[str, tuple[dict[str, Any], str]]) -> None:
+    def add_facet_rows(self, rows: dict[str, FacetRow]) -> None:
         """`add_facet_row` of each of these (new) contacts: counted one facet at a time
         over all of them, not one call per contact and facet (a build takes 10,000 kept)."""
         self.facets.update(rows)
-        for name, counts in self.facet_counts.items():
-            counts.update(chain.from_iterable(row[0][name] for row in rows.values()))
+        for k, counts in enumerate(self.facet_counts.values()):
+            counts.update(chain.from_iterable(row[0][k] for row in rows.values()))
 
     def drop_facet_rows(self, ids: Iterable[str]) -> None:
         for cid in ids:
             row = self.facets.pop(cid, None)
             if row is not None:
-                for name, counts in self.facet_counts.items():
-                    counts.subtract(row[0][name])
+                for counts, values in zip(self.facet_counts.values(), row[0], strict=True):
+                    counts.subtract(values)
 
     def clear(self) -> None:
         self.html.clear()
@@ -282,11 +287,12 @@ class Renderer:
             self.made.append(("json", contact.id, None, found))
         return found
 
-    def facet_row(self, contact: Contact) -> tuple[dict[str, Any], str]:
+    def facet_row(self, contact: Contact) -> FacetRow:
         found = self.cache.facets.get(contact.id)
         if found is None:
             row = facet_row(contact, self.derived)
-            found = (row, htmlsafe_json_dumps(row, sort_keys=True))
+            found = (tuple(tuple(row[name]) for name, _ in FACETS),
+                     htmlsafe_json_dumps(row, sort_keys=True))
             self.cache.add_facet_row(contact.id, found)
             self.made.append(("facet", contact.id, None, found))
         return found
@@ -294,7 +300,7 @@ class Renderer:
     def records_json(self, contacts: list[Contact]) -> list[str]:
         return _kept(self.cache.json, contacts, self.record_json)
 
-    def facet_rows(self, contacts: list[Contact]) -> list[tuple[dict[str, Any], str]]:
+    def facet_rows(self, contacts: list[Contact]) -> list[FacetRow]:
         return _kept(self.cache.facets, contacts, self.facet_row)
 
     def csv_lines(self, contacts: list[Contact]) -> list[str]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
+from itertools import repeat
 from pathlib import Path
 from typing import Any, cast
 
@@ -232,6 +233,7 @@ class RowStore:
         self.hashes = {cid: digest for cid in derived.contacts
                        if (digest := hashes.get(customer_path(cid))) is not None}
         self.shards: list[dict[str, Any]] = []
+        self.where: dict[str, int] = {}  # each contact's shard, as read (see cache)
         for k in range(self.SHARDS):
             found = read_signed_pickle(self._path(k))
             if not isinstance(found, dict) or not isinstance(found.get("rows"), dict):
@@ -244,13 +246,19 @@ class RowStore:
     def _shard(self, cid: str) -> int:
         return int(content_digest(cid.encode())[:8], 16) % self.SHARDS
 
+    def _shards_of(self, ids: Iterable[str]) -> list[int]:
+        """Each contact's shard: the one it was read from, if any (no hash made again)."""
+        where = self.where
+        return [k if (k := where.get(cid)) is not None else self._shard(cid) for cid in ids]
+
     def cache(self) -> RowCache:
         """A row cache holding the kept pieces of contacts whose hash is the same."""
         rows = RowCache()
         html, data, csv = rows.html, rows.json, rows.csv
         facets: dict[str, Any] = {}
         hashes = self.hashes
-        for shard in self.shards:
+        for k, shard in enumerate(self.shards):
+            self.where.update(zip(shard["rows"], repeat(k)))
             for cid, entry in shard["rows"].items():
                 if not isinstance(entry, tuple) or len(entry) != ENTRY_SIZE or \
                         hashes.get(cid) != entry[0]:
@@ -274,13 +282,14 @@ class RowStore:
         written (a kept piece is the very object read: told apart by identity first)."""
         made: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(self.SHARDS)]
         html, data, csv, facets = rows.html, rows.json, rows.csv, rows.facets
-        for cid, digest in self.hashes.items():
-            made[self._shard(cid)][cid] = (digest, html.get(cid) or None, data.get(cid),
-                                           csv.get(cid), facets.get(cid))
+        hashes = self.hashes
+        for k, (cid, digest) in zip(self._shards_of(hashes), hashes.items(), strict=True):
+            made[k][cid] = (digest, html.get(cid) or None, data.get(cid), csv.get(cid),
+                            facets.get(cid))
         for k, entries in enumerate(made):
             shard = self.shards[k]
-            if shard.get("csv_columns") == rows.csv_columns and _same_rows(shard["rows"],
-                                                                           entries):
+            # Compared in C, each piece by identity first: those kept are the objects read.
+            if shard.get("csv_columns") == rows.csv_columns and shard["rows"] == entries:
                 continue
             fresh = {"csv_columns": rows.csv_columns, "rows": entries}
             if write_signed_pickle(self._path(k), fresh):
@@ -288,15 +297,3 @@ class RowStore:
         old = self.folder.parent / "rows.pickle"  # one file, before shards
         with contextlib.suppress(OSError):
             old.unlink(missing_ok=True)
-
-
-def _same_rows(kept: dict[str, Any], made: dict[str, tuple[Any, ...]]) -> bool:
-    """Whether a shard's entries are those kept: each piece the very object read, or equal."""
-    if kept.keys() != made.keys():
-        return False
-    for cid, entry in made.items():
-        before = kept[cid]
-        if not isinstance(before, tuple) or len(before) != len(entry) or \
-                any(a is not b and a != b for a, b in zip(before, entry, strict=True)):
-            return False
-    return True
