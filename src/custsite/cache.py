@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from functools import partial
+from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -333,6 +334,7 @@ class RecordStore:
         self.path = folder / f"{self.PREFIX}{key[:24]}"
         self.keeping = keeping  # False: only read from (`validate` writes nothing)
         self.secret: bytes | None = None
+        self.where: dict[str, int] = {}  # each entry's shard, as read (no hash made again)
         self.entries: dict[str, Entry] = self._read()
         self.used: dict[str, Entry] = {}
         self.changed: set[int] = set()  # shards with an entry added
@@ -356,6 +358,8 @@ class RecordStore:
             entries = read_signed_pickle(shard, self.secret)  # None: converted afresh
             if isinstance(entries, dict):
                 found.update(entries)
+                if shard.stem.isdigit():  # as save names them
+                    self.where.update(zip(entries, repeat(int(shard.stem))))
         return found
 
     def get(self, rel: str, digest: str) -> Any | None:
@@ -436,8 +440,10 @@ class RecordStore:
         if not changed:
             return None
         shards: dict[int, dict[str, Entry]] = {k: {} for k in changed}
+        where = self.where
         for rel, entry in self.used.items():
-            mine = shards.get(self._shard(rel))
+            k = where.get(rel)
+            mine = shards.get(k if k is not None else self._shard(rel))
             if mine is not None:
                 mine[rel] = entry
         path, folder, prefix = self.path, self.folder, self.PREFIX

@@ -70,7 +70,7 @@ class FacetValue:
 
 def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
     chosen = contacts.values() if ids is None else (contacts[i] for i in ids)
-    return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.id))
+    return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.customer.id))
 
 
 def _rows(records: RecordsJson, members: list[Contact]) -> JsonText:
@@ -128,7 +128,7 @@ def _interaction_row(i: Interaction, derived: Derived) -> dict[str, Any]:
 def customer_deps(c: Contact) -> frozenset[str]:
     """A customer page shows its own contact, and the names of the records it links to."""
     cust = c.customer
-    deps = {c.id, *c.referrals, *(f"persona:{p}" for p in c.personas),
+    deps = {cust.id, *c.referrals, *(f"persona:{p}" for p in c.personas),
             *(i.consumer for i in c.purchases if i.consumer)}
     if cust.referred_by:
         deps.add(cust.referred_by)
@@ -346,7 +346,7 @@ def site_pages(derived: Derived, parts: Parts | None, *,
                                members=in_stage),
                        twin=partial(_members_twin, record, "stage", stage,
                                     partial(list, in_stage)),
-                       deps=frozenset(c.id for c in in_stage))
+                       deps=frozenset(c.customer.id for c in in_stage))
 
     yield PageSpec("model/index.html", "model.html", partial(_model_context, derived),
                    twin=partial(model_data, derived.lifetime), deps=frozenset({LIFETIME}))

@@ -68,7 +68,7 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
     # A kept page needs no spec, only its path; the others are of the contacts as published
     # (privacy applied: see Renderer).
     for contact in renderer.derived.contacts.values():
-        path = customer_path(contact.id)
+        path = customer_path(contact.customer.id)
         if path in keep:
             kept.append(path)
         else:
