@@ -19,7 +19,8 @@ After a small edit the memos are not written again (see still_kept): the memos k
 earlier ones, still good, since what they hold is taken by identity with what is read; the
 next build reads the few files changed since from the record store, which keeps the contents
 those memos name beside the new ones (pinned: see cache.RecordStore), and derives their
-contacts again. Once more files changed, or a persona, the memos are written anew.
+contacts again. Once more files changed, or interactions or a persona, the memos are written
+anew.
 """
 from __future__ import annotations
 
