@@ -355,6 +355,36 @@ def test_every_field_of_contacts_holding_interactions_is_known_to_the_page_hashe
     assert holding == INTERACTION_FIELDS
 
 
+def test_a_contact_page_is_hashed_again_only_if_what_it_shows_changed(
+        scratch_portfolio: ScratchFactory, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contact's page hash is taken from the memos while the contact is the same object
+    and what its page depends on has the same hashes (see reuse.page_hashes): after an edit,
+    only the pages of the edited contact and of those that name it (a referral) are hashed
+    again, and the site is the one a cold build writes."""
+    from custsite import reuse
+
+    root = scratch_portfolio({**FILES, "records/customers/cal.yaml":
+                              "name: Cal Ray\nreferred_by: bob\n",
+                              "records/customers/dee.yaml": "name: Dee Ray\n"})
+    build(root)
+    real = reuse._hash
+    pages: list[tuple[Any, ...]] = []  # the hashes of contacts' pages: of a list of hashes
+
+    def hashing(*parts: Any) -> str:
+        if len(parts) == 2 and isinstance(parts[1], list) and \
+                all(isinstance(p, str) for p in parts[1]):
+            pages.append(parts)
+        return real(*parts)
+
+    monkeypatch.setattr(reuse, "_hash", hashing)
+    bob = root / "records/customers/bob.yaml"
+    bob.write_text("name: Bob Stoner\n")
+    build(root)
+    assert len(pages) == 2  # Bob's and Cal's, who was referred by him; not Ann's nor Dee's
+    assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))
+
+
 def test_compiled_templates_are_kept_signed(scratch_portfolio: ScratchFactory,
                                            tmp_path: Path) -> None:
     """Jinja's compiled templates are kept between builds; compiled code runs when loaded,
