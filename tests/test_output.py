@@ -352,6 +352,31 @@ def test_the_second_build_makes_the_spare_while_it_reads(tmp_path: Path) -> None
     assert (out / "index.html").stat().st_ino == first_inodes["index.html"]
 
 
+@pytest.mark.parametrize("levelling", [True, False])
+def test_pages_kept_at_once_are_the_live_sites_files(tmp_path: Path, levelling: bool) -> None:
+    """Pages kept from the previous site, named all at once (see output.KeptPages), are its
+    very files, through a levelled spare or not; one no longer there is an error."""
+    from custsite.errors import CustsiteError
+    from custsite.output import KeptPages, Level, write_site
+
+    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
+    for version in ("one", "two"):  # the second makes the spare
+        write_site(_small_site(version), out, root=root, spare=spare)
+    live = _inodes(out)
+    levelled = Level.start(out, spare) if levelling else None
+    kept = KeptPages(("customers/ann/index.html", "customers/two/index.html"))
+    count = write_site([Page("index.html", b"new home"), kept, Page("data/all.json", b"3")],
+                       out, root=root, spare=spare, levelled=levelled)
+    assert count == 4
+    now = _inodes(out)
+    assert now["customers/ann/index.html"] == live["customers/ann/index.html"]
+    assert now["customers/two/index.html"] == live["customers/two/index.html"]
+    assert (out / "index.html").read_bytes() == b"new home"
+    with pytest.raises(CustsiteError, match="kept from a site that is gone"):
+        write_site([KeptPages(("customers/zed/index.html",))], out, root=root, spare=spare,
+                   levelled=Level.start(out, spare) if levelling else None)
+
+
 def test_a_build_writes_through_the_levelled_spare_or_without_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After an edit, the process building looks at neither folder (the spare was levelled

@@ -26,7 +26,7 @@ from .cache import NoteStore
 from .derive import Derived
 from .errors import CustsiteError
 from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
-from .output import Direct, Page, write_new
+from .output import Direct, KeptPages, Page, write_new
 from .pages import PageSpec, customer_path
 from .render import CompiledTemplates, Renderer, RowCache, environment
 
@@ -46,7 +46,7 @@ def _order(specs: list[PageSpec]) -> list[PageSpec]:
 def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | None = None,
                  keep: frozenset[str] = frozenset(), rows: RowCache | None = None,
                  compiled: CompiledTemplates | None = None,
-                 direct: Direct | None = None) -> Iterator[Page]:
+                 direct: Direct | None = None) -> Iterator[Page | KeptPages]:
     """Every file of the site, in no particular order, rendered by `jobs` processes (default:
     one per core); the pages in `keep` are the previous site's (see reuse). The table rows
     made end up in `rows`, whichever process made them; `compiled` keeps the templates.
@@ -74,8 +74,8 @@ def render_pages(derived: Derived, notes: NoteStore | None = None, jobs: int | N
         else:
             specs.append(renderer.customer_page(contact))
     specs = _order(specs)
-    for path in sorted(kept):
-        yield Page(path, b"", kept=True)
+    if kept:
+        yield KeptPages(tuple(kept))
     jobs = cpu_count() if jobs is None else max(1, jobs)
     lists = sum(spec.template != "customer.html" for spec in specs)
     cost = len(specs) + (LIST_PAGE_COST - 1) * lists
