@@ -195,8 +195,8 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
         if memos is not None:
             store.retain({rel: made.digest for rel, made in memos.files.items()})
             kept = still_kept(before, memos, memo_key(config, day))
-            if kept:
-                store.pin()  # what the memos kept name stays in the store with them
+            if kept:  # what the memos kept name stays in the store with them
+                store.pin({rel: made.digest for rel, made in before.items()})
         del before
         writing = store.save()
         stored = store.digests()

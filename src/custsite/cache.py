@@ -338,7 +338,6 @@ class RecordStore:
         self.entries: dict[str, Entry] = self._read()
         self.used: dict[str, Entry] = {}
         self.changed: set[int] = set()  # shards with an entry added
-        self.named: dict[str, str] = {}  # path: digest, of the files the memos read name
 
     def _shard(self, key: str) -> int:
         """The shard of a path's entries (a pinned one's too: see PINNED)."""
@@ -374,15 +373,11 @@ class RecordStore:
         found = self.entries.get(f"{rel}{PINNED}{digest}")
         return found[1] if found is not None else None
 
-    def named_by_memos(self, rel: str, digest: str) -> Any | None:
-        """`get`, for the memos being read: what they name is noted (see pin)."""
-        self.named[rel] = digest
-        return self.get(rel, digest)
-
-    def pin(self) -> None:
-        """Keep the entries of the files the memos read name (see named_by_memos) beside
-        their current ones: those memos stay the ones kept. Call after `retain`."""
-        for rel, digest in self.named.items():
+    def pin(self, named: dict[str, str]) -> None:
+        """Keep the entries of these files (path: content digest, as the memos kept have
+        them) beside their current ones: those memos stay the ones kept. Call after
+        `retain`."""
+        for rel, digest in named.items():
             current = self.used.get(rel)
             if current is not None and current[0] == digest:
                 continue

@@ -87,7 +87,7 @@ class _Missing(Exception):
 def _stored(rel: str, digest: str) -> FileRecords:
     """A converted file the memos name, from the record store they are read with."""
     store = _LOADING.get()
-    found = store.named_by_memos(rel, digest) if store is not None else None
+    found = store.get(rel, digest) if store is not None else None
     if not isinstance(found, FileRecords):
         raise _Missing(rel)
     return found

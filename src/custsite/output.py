@@ -407,7 +407,7 @@ class _Tree:
         """Each of these pages kept (see Page.kept). Those the levelled folder holds as the
         live site's files are only noted: the scan that named them found them inside it.
         Any other is put."""
-        there = self.files.keys() & set(paths) if self.levelled else set()
+        there = self.files.keys() & paths if self.levelled else set()
         self.wanted |= there
         for rel in paths:
             if rel not in there:

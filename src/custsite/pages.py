@@ -269,7 +269,7 @@ def site_pages(derived: Derived, parts: Parts | None, *,
     """
     contacts = derived.contacts
 
-    def record(members: list[Contact]) -> list[str]:
+    def records(members: list[Contact]) -> list[str]:
         assert parts is not None, "pages without parts are not rendered"
         return parts.records_json(members)
 
@@ -282,7 +282,7 @@ def site_pages(derived: Derived, parts: Parts | None, *,
 
     yield PageSpec("customers/index.html", "customers.html",
                    partial(_customers_context, derived, everyone, parts),  # type: ignore[arg-type]
-                   twin=lambda: {"contacts": _rows(record, everyone)})
+                   twin=lambda: {"contacts": _rows(records, everyone)})
     if customers:
         for c in everyone:
             yield customer_page(c, derived)
@@ -327,7 +327,7 @@ def site_pages(derived: Derived, parts: Parts | None, *,
         members = _sorted_members(contacts, everyone, rank, segment.members)
         yield PageSpec(f"segments/{segment.id}/index.html", "segment.html",
                        partial(_with_members, members, segment=segment),
-                       twin=partial(_members_twin, record, "segment", segment.id, members),
+                       twin=partial(_members_twin, records, "segment", segment.id, members),
                        deps=frozenset({f"segment:{segment.id}", *segment.members}))
 
     counts = insights.stage_counts(derived)
@@ -344,7 +344,7 @@ def site_pages(derived: Derived, parts: Parts | None, *,
         yield PageSpec(f"stages/{stage}/index.html", "stage.html",
                        partial(dict, stage=stage, definition=STAGE_DEFINITIONS[stage],
                                members=in_stage),
-                       twin=partial(_members_twin, record, "stage", stage,
+                       twin=partial(_members_twin, records, "stage", stage,
                                     partial(list, in_stage)),
                        deps=frozenset(c.customer.id for c in in_stage))
 

@@ -144,7 +144,7 @@ def _dependency(derived: Derived, memo: ContactHashes, everywhere: str) -> tuple
 
     def contact_page(cid: str, contact: Contact) -> str:
         of(cid)  # the contact's own hash, and what its page was made of if it is the same
-        contact_, org, change, digest, page = memo[cid]
+        _, org, change, digest, page = memo[cid]  # memo[cid][0] is `contact`
         if page is not None and page[0] == everywhere:
             deps = page[1]  # the same contact: the same keys
             if tuple(map(known.get, deps)) == page[2]:  # each key already made, the same
@@ -154,7 +154,7 @@ def _dependency(derived: Derived, memo: ContactHashes, everywhere: str) -> tuple
         found = tuple(d if d is not None else of(key)
                       for d, key in zip(map(known.get, deps), deps, strict=True))
         made = _hash(everywhere, sorted(found))
-        memo[cid] = (contact_, org, change, digest, (everywhere, deps, found, made))
+        memo[cid] = (contact, org, change, digest, (everywhere, deps, found, made))
         return made
 
     def sorted_hashes(keys: Collection[str]) -> list[str]:
@@ -257,12 +257,13 @@ class RowStore:
         self.hashes = {cid: digest for cid in derived.contacts
                        if (digest := hashes.get(customer_path(cid))) is not None}
         self.shards: list[dict[str, Any]] = []
-        self.where: dict[str, int] = {}  # each contact's shard, as read (see cache)
+        self.where: dict[str, int] = {}  # each contact's shard, as read
         for k in range(self.SHARDS):
             found = read_signed_pickle(self._path(k))
             if not isinstance(found, dict) or not isinstance(found.get("rows"), dict):
                 found = {"rows": {}}  # none yet, or kept by another version
             self.shards.append(found)
+            self.where.update(zip(found["rows"], repeat(k)))
 
     def _path(self, k: int) -> Path:
         return self.folder / f"{k:02d}.pickle"
@@ -281,8 +282,7 @@ class RowStore:
         html, data, csv = rows.html, rows.json, rows.csv
         facets: dict[str, Any] = {}
         hashes = self.hashes
-        for k, shard in enumerate(self.shards):
-            self.where.update(zip(shard["rows"], repeat(k)))
+        for shard in self.shards:
             for cid, entry in shard["rows"].items():
                 if not isinstance(entry, tuple) or len(entry) != ENTRY_SIZE or \
                         hashes.get(cid) != entry[0]:
