@@ -4,6 +4,7 @@ across versions or when damaged."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
 import shutil
 from collections.abc import Callable
@@ -427,7 +428,6 @@ def test_compiled_templates_are_kept_signed(scratch_portfolio: ScratchFactory,
 def _built_settled(scratch_portfolio: ScratchFactory) -> Path:
     """A portfolio of FILES whose records were last modified an hour ago (settled: see
     cache.SETTLED_NS), built once."""
-    import os
     import time
 
     root = scratch_portfolio(FILES)
@@ -443,8 +443,6 @@ def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFa
     """A file last modified well before a build read it is taken from the store by its
     signature alone; one written just before (a coarse file system clock could give its next
     version the same signature) is read again, and its new bytes are what the site shows."""
-    import os
-
     from custsite import validate
 
     root = _built_settled(scratch_portfolio)
@@ -659,3 +657,45 @@ def test_background_work_is_waited_for_and_its_failure_only_logged(tmp_path: Pat
     failed = Background(fail)  # no traceback, no exception here
     failed.wait()
     failed.wait()  # waiting twice is harmless
+
+
+def test_files_checked_ahead_are_read_as_they_were_checked(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A build has its cache files checked by a forked process while it does other work
+    (cache.check_ahead): what it reads is what it would have read without, a file signed by
+    no one is refused the same, and so is one changed after it was checked. Without the
+    process (it could not be forked), each file is checked as it is read."""
+    from custsite import cache
+
+    good, other, forged, missing, unlisted = (tmp_path / f"{n}.pickle" for n in
+                                              ("good", "other", "forged", "missing", "unlisted"))
+    assert cache.write_signed_pickle(good, {"kept": [1, 2]})
+    assert cache.write_signed_pickle(other, ("other", 3))
+    assert cache.write_signed_pickle(unlisted, "unlisted")
+    forged.write_bytes(bytes(32) + pickle.dumps("planted"))
+    listed = [good, forged, missing, other]
+    for forking in (True, False):
+        if not forking:
+            def refused() -> int:
+                raise OSError("no fork here")
+            monkeypatch.setattr(cache.os, "fork", refused)
+        with cache.check_ahead(listed):
+            assert cache._AHEAD is not None and (cache._AHEAD.pid != 0) is forking
+            assert cache.read_signed_pickle(other) == ("other", 3)  # out of order
+            assert cache.read_signed_pickle(good) == {"kept": [1, 2]}
+            assert cache.read_signed_pickle(good) == {"kept": [1, 2]}  # again: as usual
+            assert cache.read_signed_pickle(forged) is None
+            assert cache.read_signed_pickle(missing) is None
+            assert cache.read_signed_pickle(unlisted) == "unlisted"
+        assert cache._AHEAD is None
+    monkeypatch.undo()
+    # Files not taken are closed, and the checking process is waited for.
+    with cache.check_ahead(listed):
+        ahead = cache._AHEAD
+        assert ahead is not None
+        opened = [data for _, data in ahead.files.values() if data is not None]
+        pid = ahead.pid
+    assert len(opened) == 3 and all(data.closed for data in opened)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, 0)

@@ -14,7 +14,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache import RecordStore, Signature, fit_store
+from .cache import (
+    ROW_SHARDS,
+    ROWS_FOLDER,
+    RecordStore,
+    Signature,
+    check_ahead,
+    fit_store,
+    row_file,
+)
 from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive, memo_key
 from .errors import Problem, Severity, ValidationFailed
@@ -135,6 +143,15 @@ def conversion_key(config: Config) -> str:
                                 if config_file.is_file() else b"")).encode()).hexdigest()
 
 
+def cache_files(config: Config) -> list[Path]:
+    """The signed files of the cache folder a build reads, in the order it reads them (see
+    cache.check_ahead): the record store's shards, the memos, the kept rows."""
+    key = conversion_key(config)
+    cache = config.root / config.paths.cache
+    return [*RecordStore.files(RecordStore.folder_of(cache, key)), memos_path(config, key),
+            *(row_file(cache / ROWS_FOLDER, k) for k in range(ROW_SHARDS))]
+
+
 def record_store(config: Config, *, keeping: bool = True) -> RecordStore:
     """The converted record files of the last build. Not `keeping`: read only."""
     return RecordStore(config.root / config.paths.cache, conversion_key(config),
@@ -238,7 +255,11 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     with paused_gc(), turn(out.parent) if out.parent.is_dir() else contextlib.nullcontext():
         levelled = Level.start(out, spare_site(config, out))
         try:
-            return _build(root, config, day, out, stamp, as_of, strict, jobs, seen, levelled)
+            # The cache files it reads are checked by a thread meanwhile (see check_ahead),
+            # once the spare's process is forked (no fork waits for the thread).
+            with check_ahead(cache_files(config)):
+                return _build(root, config, day, out, stamp, as_of, strict, jobs, seen,
+                              levelled)
         finally:
             if levelled is not None:
                 levelled.cancel()  # done, or stopped: a failed build writes nothing

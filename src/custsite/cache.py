@@ -18,12 +18,13 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from . import forking
 from .config import Config
 from .forking import Background
 from .lifetime import ESTIMATES
@@ -244,31 +245,163 @@ def read_signed(path: Path, secret: bytes | None = None) -> memoryview | None:
     return signed_payload(data, secret)
 
 
+def _signed(data: BinaryIO, secret: bytes) -> bool:
+    """Whether the open cache file holds this user's signature of the rest of it; read
+    with pread, so that the file's position stays where it was (a checking process shares
+    it: see _Ahead)."""
+    fd = data.fileno()
+    mac = os.pread(fd, MAC_SIZE, 0)
+    signing = hmac.new(secret, digestmod="sha256")
+    at = MAC_SIZE
+    while chunk := os.pread(fd, READ_CHUNK, at):
+        signing.update(chunk)
+        at += len(chunk)
+    return hmac.compare_digest(mac, signing.digest())
+
+
+def _checked(path: Path | str, secret: bytes) -> BinaryIO | None:
+    """The signed cache file at `path`, opened and checked, at the start of its payload;
+    None when missing or not signed by this user's key. Cache files are written by renaming
+    new ones into place (see write_bytes), so the file opened stays the one checked."""
+    data = _opened(path)
+    if data is None:
+        return None
+    try:
+        if _signed(data, secret):
+            data.seek(MAC_SIZE)
+            return data
+    except Exception:  # unreadable: as good as missing
+        pass
+    data.close()
+    return None
+
+
+def _opened(path: Path | str) -> BinaryIO | None:
+    try:
+        return open(path, "rb")
+    except OSError:
+        return None
+
+
 def read_signed_pickle(path: Path, secret: bytes | None = None) -> object:
     """The object `write_signed_pickle` kept; None when missing, not signed by this user's
     key, or not loadable (a class renamed by an edited checkout, say). The file is checked,
     then unpickled, as it is read, never held in memory whole (the kept rows and notes are
-    tens of megabytes at 10,000 contacts, the memos at 100,000): cache files are written by
-    renaming new ones into place (see write_bytes), so the file opened stays the one
-    checked."""
-    secret = secret or _secret()
-    if secret is None:
+    tens of megabytes at 10,000 contacts, the memos at 100,000); or, when checked ahead
+    (see check_ahead), taken as it was checked."""
+    ahead = _AHEAD.take(path) if _AHEAD is not None else _NOT_AHEAD
+    if ahead is _NOT_AHEAD:
+        secret = secret or _secret()
+        ahead = _checked(path, secret) if secret is not None else None
+    if ahead is None:
         return None
     try:
-        with path.open("rb") as data:
-            mac = data.read(MAC_SIZE)
-            signing = hmac.new(secret, digestmod="sha256")
-            while chunk := data.read(READ_CHUNK):
-                signing.update(chunk)
-            if not hmac.compare_digest(mac, signing.digest()):
-                return None
-            data.seek(MAC_SIZE)
+        with ahead as data:
             return pickle.load(data)  # signed by us: made by this code
     except Exception:
         return None
 
 
 READ_CHUNK = 1 << 20
+_NOT_AHEAD: Any = object()
+
+
+class _Ahead:
+    """Signed cache files opened here and checked by a forked process, in the order they
+    will be read, while the build does other work. After an edit at 10,000 contacts, the
+    record store, the memos and the kept rows are 75 MB, whose hashing was a twentieth of
+    the build; a thread would hash them without the interpreter's lock, but handing the lock
+    back and forth with the unpickling of each shard cost as much. The process tells, one
+    byte per file, whether it is signed; it reads with pread, so the files opened here stay
+    at their start."""
+
+    def __init__(self, paths: list[Path], secret: bytes) -> None:
+        self.secret = secret
+        self.files = {os.fspath(p): (k, _opened(p)) for k, p in enumerate(paths)}
+        self.told = bytearray()  # each file's answer, in order, as read so far
+        self.reader: int | None = None
+        self.pid = 0
+        reader, writer = os.pipe()
+        try:
+            with forking.forked():
+                self.pid = os.fork()
+        except OSError:
+            os.close(reader)
+            os.close(writer)
+            return
+        if self.pid == 0:  # the checking process: nothing else runs in it
+            try:
+                os.close(reader)
+                for _, data in self.files.values():
+                    good = data is not None and _signed(data, secret)
+                    os.write(writer, b"\1" if good else b"\0")
+            finally:
+                os._exit(0)
+        os.close(writer)
+        self.reader = reader
+
+    def _told(self, k: int) -> bool | None:
+        """What the process told of the k-th file; None if it ended before it did."""
+        while len(self.told) <= k and self.reader is not None:
+            got = os.read(self.reader, 4096)
+            if not got:
+                break
+            self.told += got
+        return self.told[k] == 1 if len(self.told) > k else None
+
+    def take(self, path: Path | str) -> Any:
+        """The file checked (None: missing or not signed), or _NOT_AHEAD if it is not one
+        of those checked ahead; each is taken once."""
+        k, data = self.files.pop(os.fspath(path), (-1, None))
+        if k < 0:
+            return _NOT_AHEAD
+        if data is None:
+            return None
+        good = self._told(k)
+        if good is None:  # not told: checked here
+            try:
+                good = _signed(data, self.secret)
+            except Exception:
+                good = False
+        if good:
+            data.seek(MAC_SIZE)
+            return data
+        data.close()
+        return None
+
+    def close(self) -> None:
+        for _, data in self.files.values():
+            if data is not None:
+                data.close()
+        self.files.clear()
+        if self.reader is not None:
+            os.close(self.reader)  # the process, if still checking, ends writing to it
+            self.reader = None
+        if self.pid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+_AHEAD: _Ahead | None = None
+
+
+@contextlib.contextmanager
+def check_ahead(paths: list[Path]) -> Iterator[None]:
+    """Within: `read_signed_pickle` takes these files as a forked process checked them
+    (see _Ahead), those that exist among them, in this order. Where processes are not
+    forked, each is checked as it is read."""
+    global _AHEAD
+    secret = _secret() if paths and forking.can_fork() else None
+    if secret is None or _AHEAD is not None:
+        yield
+        return
+    _AHEAD = _Ahead(paths, secret)
+    try:
+        yield
+    finally:
+        ahead, _AHEAD = _AHEAD, None
+        ahead.close()
 
 
 def write_signed_pickle(path: Path, value: object,
@@ -294,6 +427,15 @@ def settled(signature: Signature | None, read_since: int) -> bool:
     """Whether a file with this signature, read after `read_since` (ns), was last modified
     at least SETTLED_NS before: only then does the same signature mean the same bytes."""
     return signature is not None and 0 < signature[0] < read_since - SETTLED_NS
+
+
+# The kept pieces of contacts' table rows, in shards (see reuse.RowStore): named here, so
+# that a build can have them checked ahead before it imports rendering.
+ROWS_FOLDER, ROW_SHARDS = "rows", 16
+
+
+def row_file(folder: Path, shard: int) -> Path:
+    return folder / f"{shard:02d}.pickle"
 
 
 Entry = tuple[str, Any, Signature | None]
@@ -331,7 +473,7 @@ class RecordStore:
     def __init__(self, folder: Path, key: str, *, keeping: bool = True) -> None:
         self.folder = folder
         self.key = key
-        self.path = folder / f"{self.PREFIX}{key[:24]}"
+        self.path = self.folder_of(folder, key)
         self.keeping = keeping  # False: only read from (`validate` writes nothing)
         self.secret: bytes | None = None
         self.where: dict[str, int] = {}  # each entry's shard, as read (no hash made again)
@@ -345,9 +487,19 @@ class RecordStore:
         return int.from_bytes(hashlib.blake2b(rel.encode(), digest_size=2).digest(),
                               "big") % self.SHARDS
 
+    @classmethod
+    def folder_of(cls, cache: Path, key: str) -> Path:
+        """Where the shards of records converted with `key` are kept."""
+        return cache / f"{cls.PREFIX}{key[:24]}"
+
+    @staticmethod
+    def files(path: Path) -> list[Path]:
+        """The shards kept at `path`, in the order they are read."""
+        return sorted(path.glob("*.pickle")) if path.is_dir() else []
+
     def _read(self) -> dict[str, Entry]:
         found: dict[str, Entry] = {}
-        shards = sorted(self.path.glob("*.pickle")) if self.path.is_dir() else []
+        shards = self.files(self.path)
         if not shards:
             return found
         self.secret = _secret()

@@ -42,7 +42,7 @@ def can_fork() -> bool:
 
 
 @contextmanager
-def _forking() -> Iterator[None]:
+def forked() -> Iterator[None]:
     """Python 3.12+ warns when a process with threads forks: here the threads are idle pools
     of numeric libraries (OpenBLAS, after the lifetime fit) or the dev server's, which the
     child never uses; it only runs our own code."""
@@ -53,11 +53,11 @@ def _forking() -> Iterator[None]:
 
 
 def start(proc: BaseProcess) -> None:
-    """Start a forked process (see _forking). What this one has printed is flushed first:
+    """Start a forked process (see forked). What this one has printed is flushed first:
     a process of `multiprocessing` flushes the streams it inherited when it ends, which
     would print it again."""
     _flush()
-    with _forking():
+    with forked():
         proc.start()
 
 
@@ -261,7 +261,7 @@ class Background:
             return
         reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
         _flush()  # else the child flushes them again
-        with _forking():
+        with forked():
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:

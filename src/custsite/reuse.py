@@ -25,7 +25,15 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, cast
 
-from .cache import read_json, read_signed_pickle, write_json, write_signed_pickle
+from .cache import (
+    ROW_SHARDS,
+    ROWS_FOLDER,
+    read_json,
+    read_signed_pickle,
+    row_file,
+    write_json,
+    write_signed_pickle,
+)
 from .config import CONFIG_FILE, Config
 from .derive import Contact, Derived
 from .freshness import code_version, folder_id
@@ -247,8 +255,8 @@ class RowStore:
     HTML goes into pages as it is, so the files are signed like the record store (see
     cache.write_signed)."""
 
-    FOLDER = "rows"
-    SHARDS = 16
+    FOLDER = ROWS_FOLDER
+    SHARDS = ROW_SHARDS
 
     def __init__(self, derived: Derived, hashes: dict[str, str]) -> None:
         config = derived.config
@@ -266,7 +274,7 @@ class RowStore:
             self.where.update(zip(found["rows"], repeat(k)))
 
     def _path(self, k: int) -> Path:
-        return self.folder / f"{k:02d}.pickle"
+        return row_file(self.folder, k)
 
     def _shard(self, cid: str) -> int:
         return int(content_digest(cid.encode())[:8], 16) % self.SHARDS
