@@ -44,9 +44,9 @@ def _calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str,
     seen: list[Any] = []
     real = getattr(owner, name)
 
-    def counted(first: Any, *args: Any) -> Any:
+    def counted(first: Any, *args: Any, **options: Any) -> Any:
         seen.append(pick(first))
-        return real(first, *args)
+        return real(first, *args, **options)
 
     monkeypatch.setattr(owner, name, counted)
     return seen
@@ -699,3 +699,41 @@ def test_files_checked_ahead_are_read_as_they_were_checked(tmp_path: Path,
     assert len(opened) == 3 and all(data.closed for data in opened)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, 0)
+
+
+def test_an_edit_checks_again_only_the_addresses_and_numbers_it_changed(
+        scratch_portfolio: ScratchFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an edit, the address and number a file had when last converted are not
+    checked by email_validator or phonenumbers again (fields.known_good); new ones are, and
+    a wrong one is reported as ever."""
+    import email_validator
+    import phonenumbers
+
+    from custsite import fields
+
+    monkeypatch.setattr(fields, "_GOOD_DOMAINS", set())
+    monkeypatch.setattr(fields, "_GOOD_PHONES", set())
+    ann = "records/customers/ann.yaml"
+    root = scratch_portfolio({**FILES, "custsite.yaml": "as_of: 2026-06-01\ndefault_region: FR\n",
+                              ann: "name: Ann Lee\nemail: ann@lee.example.org\n"
+                                   "phone: '+33612345678'\n"})
+    (root / "records/customers/ann.md").unlink()
+    build(root)
+    asked = _calls(monkeypatch, email_validator, "validate_email")
+    parsed = _calls(monkeypatch, phonenumbers, "parse")
+    monkeypatch.setattr(fields, "_GOOD_DOMAINS", set())  # as in a new process
+    monkeypatch.setattr(fields, "_GOOD_PHONES", set())
+
+    def edit(text: str) -> None:
+        (root / ann).write_text(text, encoding="utf-8")
+
+    edit("name: Ann Leigh\nemail: ann@lee.example.org\nphone: '+33612345678'\n")
+    build(root)
+    assert (asked, parsed) == ([], [])
+    edit("name: Ann Leigh\nemail: ann@leigh.example.org\nphone: '+33 6 12 34 56 79'\n")
+    build(root)
+    assert (asked, parsed) == (["ann@leigh.example.org"], ["+33 6 12 34 56 79"])
+    edit("name: Ann Leigh\nemail: ann@@leigh.example.org\nphone: '+33 6 12'\n")
+    with pytest.raises(ValidationFailed) as failed:
+        build(root)
+    assert {p.code for p in failed.value.problems} == {"invalid-email", "invalid-phone"}

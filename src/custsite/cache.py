@@ -542,6 +542,11 @@ class RecordStore:
                 self.changed.add(self._shard(rel))
             self.used[key] = found
 
+    def last(self, rel: str) -> Any | None:
+        """What was kept for this path, whatever its content is now."""
+        found = self.entries.get(rel)
+        return found[1] if found is not None else None
+
     def unchanged(self, rel: str, signature: Signature) -> Any | None:
         """What was kept for this path when the file had this signature, without reading
         it: only for a file whose signature was settled when it was read (see keep)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from . import quickrecords, records
+from . import fields, quickrecords, records
 from .cache import RecordStore
 from .config import Config
 from .errors import Location, Problem, did_you_mean
@@ -222,6 +222,8 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                 out[i] = replace(found, signature=current)
                 touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
+    if store is not None:
+        _trust_stored(store, [todo[i][0].rel for i in rest])
 
     def load(i: int) -> FileRecords:
         return load_file(todo[i][0], config, schema, todo[i][1])
@@ -258,6 +260,15 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
             if made.digest and source.kind != "persona":
                 store.keep(source.rel, made.digest, made, made.signature, read_since=started)
     return [out[i] for i in range(len(todo))]
+
+
+def _trust_stored(store: RecordStore, rels: list[str]) -> None:
+    """The addresses and phone numbers of these files as the store keeps them (the contents
+    they had when last converted, with this same key) need not be checked again (see
+    fields.known_good)."""
+    before = [made for rel in rels if isinstance(made := store.last(rel), FileRecords)]
+    customers = [c for made in before for c in made.customers]
+    fields.known_good([c.email for c in customers], [c.phone for c in customers])
 
 
 @dataclass
