@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache, partial
+from operator import attrgetter
 from typing import Any, Protocol
 
 from markupsafe import Markup
@@ -68,9 +69,17 @@ class FacetValue:
     count: int
 
 
+_NAME = attrgetter("customer.name")
+CONTACT_ID = attrgetter("customer.id")  # a contact's id, got in C
+
+
 def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:
-    chosen = contacts.values() if ids is None else (contacts[i] for i in ids)
-    return sorted(chosen, key=lambda c: (c.customer.name.casefold(), c.customer.id))
+    """By name (case left aside), then id. The keys are made in C, not by a function per
+    contact: the customers table sorts 10,000 of them at every build."""
+    chosen = list(contacts.values() if ids is None else map(contacts.__getitem__, ids))
+    keyed = sorted(zip(map(str.casefold, map(_NAME, chosen)), map(CONTACT_ID, chosen),
+                       range(len(chosen)), strict=True))
+    return [chosen[k] for _, _, k in keyed]
 
 
 def _rows(records: RecordsJson, members: list[Contact]) -> JsonText:
@@ -224,7 +233,24 @@ def _sorted_members(contacts: dict[str, Contact], everyone: list[Contact],
                     ids: Iterable[str]) -> Callable[[], list[Contact]]:
     """The members sorted by name, in everyone's order (`rank`: each id's place there),
     computed once and only if a page or its twin needs it."""
-    return cache(partial(_members_of, contacts, everyone, rank, tuple(ids)))
+    return _Once(partial(_members_of, contacts, everyone, rank, tuple(ids)))
+
+
+class _Once:
+    """What a function returns, made on the first call only (functools.cache, for a
+    function without arguments, at a tenth of the cost of making one: a site has one such
+    function per organization)."""
+
+    __slots__ = ("made", "make")
+
+    def __init__(self, make: Callable[[], list[Contact]]) -> None:
+        self.make = make
+        self.made: list[Contact] | None = None
+
+    def __call__(self) -> list[Contact]:
+        if self.made is None:
+            self.made = self.make()
+        return self.made
 
 
 class Parts(Protocol):
@@ -346,7 +372,7 @@ def site_pages(derived: Derived, parts: Parts | None, *,
                                members=in_stage),
                        twin=partial(_members_twin, records, "stage", stage,
                                     partial(list, in_stage)),
-                       deps=frozenset(c.customer.id for c in in_stage))
+                       deps=frozenset(map(CONTACT_ID, in_stage)))
 
     yield PageSpec("model/index.html", "model.html", partial(_model_context, derived),
                    twin=partial(model_data, derived.lifetime), deps=frozenset({LIFETIME}))

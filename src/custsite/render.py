@@ -39,7 +39,7 @@ from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
 from .notes import converted, markdown_to_html, notes_version
 from .output import Page
-from .pages import FACETS, PageSpec, customer_page, facet_row, site_pages
+from .pages import CONTACT_ID, FACETS, PageSpec, customer_page, facet_row, site_pages
 from .privacy import publish
 
 T = TypeVar("T")
@@ -246,7 +246,7 @@ def _filled(found: list[T | None], contacts: list[Contact],
 
 def _kept(table: dict[str, T], contacts: list[Contact], make: Callable[[Contact], T]) -> list[T]:
     """What `table` keeps for each of these contacts, in their order (see _filled)."""
-    return _filled(list(map(table.get, [c.customer.id for c in contacts])), contacts, make)
+    return _filled(list(map(table.get, map(CONTACT_ID, contacts))), contacts, make)
 
 
 class Renderer:
@@ -385,7 +385,7 @@ class Renderer:
         template loop: a list of 10,000 unchanged rows costs one join."""
         contacts = list(contacts)
         # A contact's rows, then the one of this template and depth (see _filled).
-        mine = map(self.cache.html.get, [c.customer.id for c in contacts], repeat(_NO_ROWS))
+        mine = map(self.cache.html.get, map(CONTACT_ID, contacts), repeat(_NO_ROWS))
         rows: list[str | None] = list(map(methodcaller("get", (template, root)), mine))
         return Markup("\n".join(_filled(rows, contacts,
                                         lambda c: self.row(template, c, root))))
