@@ -115,12 +115,12 @@ RecordsJson = Callable[[list[Contact]], list[str]]
 GIT_COLUMNS = ("last_changed", "last_changed_by")
 
 
-def portfolio_json(derived: Derived, records_json: RecordsJson) -> bytes:
-    contacts = derived.contacts
+def portfolio_json(derived: Derived, ordered: list[Contact], records_json: RecordsJson) -> bytes:
+    """The data file of the whole portfolio; `ordered`: every contact, by id."""
     return to_json({
         "generator": f"custsite {__version__}", "as_of": derived.as_of,
         "title": derived.config.title,
-        "contacts": json_array(records_json([contacts[cid] for cid in sorted(contacts)])),
+        "contacts": json_array(records_json(ordered)),
         "segments": {s.id: list(s.members) for s in derived.segments.values()},
         "personas": {k: list(v) for k, v in derived.persona_matches.items()},
     })
@@ -149,8 +149,9 @@ def csv_columns(record: dict[str, Any], *, git: bool) -> tuple[str, ...]:
     return (*names, *GIT_COLUMNS) if git else tuple(names)
 
 
-def customers_csv(derived: Derived, columns: tuple[str, ...], lines_of: RecordsJson) -> bytes:
-    """The contacts CSV; `lines_of` gives contacts' rows in `columns`."""
-    contacts = derived.contacts
-    lines = lines_of([contacts[cid] for cid in sorted(contacts)])
+def customers_csv(ordered: list[Contact], columns: tuple[str, ...],
+                  lines_of: RecordsJson) -> bytes:
+    """The contacts CSV of every contact, by id (`ordered`); `lines_of` gives contacts' rows
+    in `columns`."""
+    lines = lines_of(ordered)
     return (csv_line(columns) + "".join(lines)).encode("utf-8") if lines else b""
