@@ -352,6 +352,48 @@ def test_the_second_build_makes_the_spare_while_it_reads(tmp_path: Path) -> None
     assert (out / "index.html").stat().st_ino == first_inodes["index.html"]
 
 
+def test_pages_are_rendered_while_the_spare_is_levelled(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build does not wait for a slow spare (made from nothing, say) before rendering:
+    the pages are made while it is levelled (up to output.AHEAD_BYTES of them), then
+    written through it as ever."""
+    from custsite import output
+    from custsite.output import Level, write_site
+
+    out, spare, root = tmp_path / "site", tmp_path / "cache/spare", tmp_path / "portfolio"
+    write_site(_small_site("one"), out, root=root, spare=spare)
+    real = output.level
+
+    def slow(spare: Path, live: Path) -> object:
+        time.sleep(1)
+        return real(spare, live)
+
+    monkeypatch.setattr(output, "level", slow)
+    levelled = Level.start(out, spare)
+    assert levelled is not None and not levelled.ready()
+    made: list[tuple[str, bool]] = []
+
+    def pages() -> object:
+        for page in _small_site("two"):
+            made.append((page.path, levelled.ready()))
+            yield page
+
+    write_site(pages(), out, root=root, spare=spare, levelled=levelled)  # type: ignore[arg-type]
+    assert [path for path, _ in made] == [p.path for p in _small_site("two")]
+    assert not any(ready for _, ready in made)  # all made before the spare was ready
+    fresh = tmp_path / "fresh"
+    write_site(_small_site("two"), fresh, root=root)
+    assert digest(out) == digest(fresh)
+    # At most AHEAD_BYTES are made ahead: the rest waits for the spare.
+    monkeypatch.setattr(output, "AHEAD_BYTES", 1)
+    levelled = Level.start(out, spare)
+    assert levelled is not None
+    made.clear()
+    write_site(pages(), out, root=root, spare=spare, levelled=levelled)  # type: ignore[arg-type]
+    assert [ready for _, ready in made] == [False, True, True, True]
+    assert digest(out) == digest(fresh)
+
+
 @pytest.mark.parametrize("levelling", [True, False])
 def test_pages_kept_at_once_are_the_live_sites_files(tmp_path: Path, levelling: bool) -> None:
     """Pages kept from the previous site, named all at once (see output.KeptPages), are its

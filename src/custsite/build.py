@@ -293,7 +293,10 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         if failed:
             raise ValidationFailed(result.problems)
         notes = rendered_notes(result.config)
-        keep = reusable(derived, hashes, out, levelled.listing() if levelled else None)
+        # Not waiting for the spare (see output._while_levelling): the live site is looked
+        # at instead.
+        keep = reusable(derived, hashes, out,
+                        levelled.listing() if levelled and levelled.ready() else None)
         kept_rows = RowStore(derived, hashes)
         rows = kept_rows.cache()
         rows.figures = figures

@@ -274,6 +274,15 @@ class Background:
         writer.close()
         self.pid, self.reader = pid, reader
 
+    def done(self) -> bool:
+        """Whether the work is over: `wait` would not wait."""
+        if self.reader is None:
+            return True
+        try:
+            return self.reader.poll(0)
+        except (OSError, EOFError):
+            return True
+
     def wait(self) -> object:
         if self.reader is not None:
             with contextlib.suppress(Exception):  # ended without an answer: None
