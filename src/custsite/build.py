@@ -255,8 +255,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     with paused_gc(), turn(out.parent) if out.parent.is_dir() else contextlib.nullcontext():
         levelled = Level.start(out, spare_site(config, out))
         try:
-            # The cache files it reads are checked by a thread meanwhile (see check_ahead),
-            # once the spare's process is forked (no fork waits for the thread).
+            # The cache files it reads are checked by a forked process meanwhile (see
+            # check_ahead), forked while this one is small, as the spare's is.
             with check_ahead(cache_files(config)):
                 return _build(root, config, day, out, stamp, as_of, strict, jobs, seen,
                               levelled)

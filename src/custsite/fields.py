@@ -379,10 +379,11 @@ def known_good(emails: Iterable[str | None], phones: Iterable[str | None]) -> No
     edit converts the edited file again, whose address and number are most often those it
     had: neither email_validator nor phonenumbers is then imported (each costs a hundredth
     of such a build, its regular expressions and tables made at import)."""
-    for value in emails:
-        plain = _PLAIN_EMAIL.fullmatch(value) if value else None
-        if plain is not None and len(value or "") <= 254 and "xn--" not in plain[1].lower() \
-                and len(_GOOD_DOMAINS) < MAX_GOOD_DOMAINS:
+    for value in emails:  # as email_problem tells a plain address
+        if not value or len(value) > 254 or len(_GOOD_DOMAINS) >= MAX_GOOD_DOMAINS:
+            continue
+        plain = _PLAIN_EMAIL.fullmatch(value)
+        if plain is not None and "xn--" not in value.lower():
             _GOOD_DOMAINS.add(plain[1])
     _GOOD_PHONES.update(value for value in phones if value)
 
