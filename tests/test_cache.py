@@ -737,3 +737,38 @@ def test_an_edit_checks_again_only_the_addresses_and_numbers_it_changed(
     with pytest.raises(ValidationFailed) as failed:
         build(root)
     assert {p.code for p in failed.value.problems} == {"invalid-email", "invalid-phone"}
+
+
+def test_what_a_build_made_is_left_to_the_exit_only_when_the_process_ends_after_it(
+        scratch_portfolio: ScratchFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the console entry point (which ends the process right after the command), a
+    build's memos are left to the exit rather than freed object by object; called as a
+    library, nothing is kept once a build returns."""
+    import gc
+    import weakref
+
+    from custsite import build as building
+    from custsite.memos import BuildMemos
+
+    root = scratch_portfolio(FILES)
+    build(root)
+    seen: list[weakref.ref[BuildMemos]] = []
+    real = building.load_memos
+
+    def noted(*args: Any) -> BuildMemos:
+        memos = real(*args)
+        seen.append(weakref.ref(memos))
+        return memos
+
+    monkeypatch.setattr(building, "load_memos", noted)
+    ann = root / "records/customers/ann.md"
+    ann.write_text(ann.read_text().replace("Ann Lee", "Ann Leigh"))
+    build(root)
+    gc.collect()
+    assert seen and seen[-1]() is None  # freed
+    monkeypatch.setattr(building, "LEFT_TO_EXIT", [])
+    ann.write_text(ann.read_text().replace("Ann Leigh", "Ann Lea"))
+    build(root)
+    gc.collect()
+    kept = seen[-1]()
+    assert kept is not None and any(made is kept for made in building.LEFT_TO_EXIT)

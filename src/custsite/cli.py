@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .build import build as build_site
-from .build import check, with_changes
+from .build import check, leave_to_exit, with_changes
 from .config import Config, load_config
 from .errors import Problem, Severity, TemplateFailed, ValidationFailed
 from .model import INTERACTION_KINDS
@@ -33,6 +33,9 @@ def run() -> None:
     """The console entry point. It leaves without tearing the interpreter down: after a large
     build, freeing millions of objects one by one takes seconds that nothing needs (mypy
     exits the same way). Output is flushed first; an unexpected exception still shows."""
+    from . import build as building
+
+    building.LEFT_TO_EXIT = []  # nothing a command made is freed before the exit below
     try:
         main()
     except SystemExit as exc:
@@ -75,6 +78,7 @@ def validate(root: Path, as_of: dt.datetime | None, strict: bool, fmt: str | Non
     if fmt is None:
         fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
     result = check(root, as_of=_day(as_of), problems_only=True)
+    leave_to_exit(result)
     if since is not None:
         from .gitinfo import changed_files
 
