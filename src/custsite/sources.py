@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 
 from .config import Config
@@ -28,9 +29,12 @@ class SourceFile:
     def stem(self) -> str:
         return os.path.splitext(self.rel.rsplit("/", 1)[-1])[0]  # Path.stem's way
 
-    def order(self) -> tuple[str, str]:
-        """Sort key: by kind, then path (a key: generated comparisons are slower)."""
-        return (self.kind, self.rel)
+    # Sort key: by kind, then path (a key made in C: generated comparisons, or a method, are
+    # slower for 100,000 files).
+    order = staticmethod(attrgetter("kind", "rel"))
+
+
+_NAME = attrgetter("name")
 
 
 def _skipped(name: str) -> bool:
@@ -147,11 +151,19 @@ def _look_at(kind: str, top: Path, folder: str, rel: str, recursive: bool, root:
 def _walk(kind: str, folder: str | Path, rel: str, recursive: bool, root: Path,
           found: list[SourceFile], problems: list[Problem]) -> None:
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = sorted(os.scandir(folder), key=_NAME)
     except OSError:
         return
+    inside = f"{rel}/"
     for entry in entries:
-        _consider(kind, entry.path, f"{rel}/{entry.name}", link=entry.is_symlink(),
+        name = entry.name
+        # A record file (not a link), what nearly every entry is, is taken here as
+        # `_consider` would take it: the walk looks at each of 100,000 files.
+        if name.endswith(RECORD_SUFFIXES) and not _skipped(name) and \
+                entry.is_file(follow_symlinks=False):
+            found.append(SourceFile(kind, inside + name, entry.path))
+            continue
+        _consider(kind, entry.path, inside + name, link=entry.is_symlink(),
                   real_dir=entry.is_dir(follow_symlinks=False), file=entry.is_file(),
                   recursive=recursive, root=root, found=found, problems=problems)
 
