@@ -143,3 +143,38 @@ def test_background_work_answers_or_fails_quietly(tmp_path: Path) -> None:
     stopped.cancel()
     assert stopped.wait() is None and not marker.exists()
     assert time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize("here", [False, True])
+def test_background_work_tells_what_it_found_before_it_is_done(tmp_path: Path,
+                                                               here: bool) -> None:
+    """Work started `telling` tells, once, what it found so far: `told` has it while the
+    work goes on, `done` says it is not over, and `wait` still gives what it made. Work
+    that ends without telling tells None; what it made is still there."""
+    go_on = tmp_path / "go-on"
+
+    def finding(tell: Callable[[object], None]) -> object:
+        tell(("found", os.getpid()))
+        while not here and not go_on.exists():
+            time.sleep(0.01)
+        return "made"
+
+    work = Background(finding, here=here, telling=True)
+    found, pid = work.told()  # type: ignore[misc]
+    assert found == "found" and (pid == os.getpid()) is here
+    assert work.done() is here
+    go_on.write_text("")
+    assert work.wait() == "made" and work.done()
+    assert work.told() == ("found", pid)
+
+    def silent(tell: Callable[[object], None]) -> object:
+        return "quiet"
+
+    quiet = Background(silent, here=here, telling=True)
+    assert quiet.told() is None and quiet.wait() == "quiet"
+
+    def failing(tell: Callable[[object], None]) -> object:
+        raise OSError("no")
+
+    broken = Background(failing, here=here, telling=True)
+    assert broken.told() is None and broken.wait() is None

@@ -305,10 +305,8 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         if failed:
             raise ValidationFailed(result.problems)
         notes = rendered_notes(result.config)
-        # Not waiting for the spare (see output._while_levelling): the live site is looked
-        # at instead.
-        keep = reusable(derived, hashes, out,
-                        levelled.listing() if levelled and levelled.ready() else None)
+        # What the live site holds, not waiting for the spare (see output._while_levelling).
+        keep = reusable(derived, hashes, out, levelled.live_listing() if levelled else None)
         kept_rows = RowStore(derived, hashes)
         rows = kept_rows.cache()
         rows.figures = figures

@@ -19,6 +19,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
@@ -248,16 +249,25 @@ class Background:
     forked: done at once, here). Whatever the work raises is only logged: it is work worth
     doing, never what decides the outcome. `wait` before relying on what it made; it
     returns what the work returned (pickled back through a pipe), or None if it failed.
-    Nothing of the work is kept here: what it holds is this process's to let go of."""
+    Nothing of the work is kept here: what it holds is this process's to let go of.
 
-    def __init__(self, work: Callable[[], object], *, here: bool = False) -> None:
+    Work started `telling` is given a function to tell, once, what it found before it is
+    done (see `told`): the levelling of a spare names the live site's files long before it
+    has linked them."""
+
+    def __init__(self, work: Callable[..., object], *, here: bool = False,
+                 telling: bool = False) -> None:
         """`here`: do it at once in this process (small work: forking a large process, and
         copying each page either process writes while both run, costs more)."""
         self.pid: int | None = None
         self.reader: Connection | None = None
         self.result: object = None
+        self.finished = False
+        self.news: object = None  # what the work told (see `told`)
+        self.heard = False
         if here or not can_fork():
-            self.result = _quietly(work)
+            self.result = _quietly(partial(work, self._hear) if telling else work)
+            self.finished = self.heard = True
             return
         reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
         _flush()  # else the child flushes them again
@@ -266,29 +276,56 @@ class Background:
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:
                 reader.close()
-                made = _quietly(work)
+
+                def tell(news: object) -> None:
+                    writer.send((_TOLD, news))
+
+                made = _quietly(partial(work, tell) if telling else work)
                 with contextlib.suppress(Exception):
-                    writer.send(made)
+                    writer.send((_MADE, made))
             finally:
                 os._exit(0)
         writer.close()
         self.pid, self.reader = pid, reader
 
+    def _hear(self, news: object) -> None:
+        self.news, self.heard = news, True
+
+    def _receive(self) -> None:
+        """Take the next message of the work (waiting for it); its end, if there is none."""
+        assert self.reader is not None
+        try:
+            kind, value = self.reader.recv()
+        except Exception:  # ended without an answer: None
+            kind, value = _MADE, None
+        if kind == _TOLD:
+            self._hear(value)
+            return
+        self.result, self.finished, self.heard = value, True, True
+        self.reader.close()
+        self.reader = None
+
+    def told(self) -> object:
+        """What the work told before it was done (waiting for it); None if it told nothing
+        and is done."""
+        while not self.heard:
+            self._receive()
+        return self.news
+
     def done(self) -> bool:
         """Whether the work is over: `wait` would not wait."""
-        if self.reader is None:
-            return True
-        try:
-            return self.reader.poll(0)
-        except (OSError, EOFError):
-            return True
+        while not self.finished:
+            try:
+                if self.reader is None or not self.reader.poll(0):
+                    return False
+            except (OSError, EOFError):
+                return True
+            self._receive()
+        return True
 
     def wait(self) -> object:
-        if self.reader is not None:
-            with contextlib.suppress(Exception):  # ended without an answer: None
-                self.result = self.reader.recv()
-            self.reader.close()
-            self.reader = None
+        while not self.finished:
+            self._receive()
         if self.pid is not None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
@@ -302,6 +339,9 @@ class Background:
                 os.kill(self.pid, signal.SIGKILL)
         self.wait()
         self.result = None
+
+
+_TOLD, _MADE = "told", "made"  # the messages of a Background's work: what it told, made
 
 
 def _quietly(work: Callable[[], object]) -> object:

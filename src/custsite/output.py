@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -270,15 +270,18 @@ def _scan(folder: str, *, only_files: bool = False) -> Listing:
     return dirs, files
 
 
-def level(spare: Path, live: Path) -> Listing:
+def level(spare: Path, live: Path, tell: Callable[[Listing], None] | None = None) -> Listing:
     """Make the spare hold what the live site holds, its files as hard links to the live
     ones (only those that are not already), and name what it holds then: the live site's
-    folders and regular files. A build after a small edit finds the spare as good as its new
-    site, and needs to look at nothing but the pages it made (see Level). Interrupted, it
-    leaves a spare like any other, checked file by file by the next build."""
+    folders and regular files (`tell`s them as soon as they are found). A build after a
+    small edit finds the spare as good as its new site, and needs to look at nothing but the
+    pages it made (see Level). Interrupted, it leaves a spare like any other, checked file by
+    file by the next build."""
     to, of = f"{spare}/", f"{live}/"
-    dirs, files = _scan(to)
     live_dirs, live_files = _scan(of, only_files=True)
+    if tell is not None:
+        tell((live_dirs, live_files))
+    dirs, files = _scan(to)
     for rel in sorted(dirs - live_dirs, key=len):  # in the way of a file, or not in the site
         if rel in live_files:
             shutil.rmtree(to + rel)
@@ -321,11 +324,17 @@ class Level:
             usable.mkdir(exist_ok=True)
         except OSError:
             return None
-        return cls(usable, out, Background(partial(level, usable, out)))
+        return cls(usable, out, Background(partial(level, usable, out), telling=True))
 
     def listing(self) -> Listing | None:
         """What the spare holds, as the live site: None if levelling it failed."""
         found = self.work.wait()
+        return found if isinstance(found, tuple) else None
+
+    def live_listing(self) -> Listing | None:
+        """What the live site holds (its folders, and its files' inodes), as soon as the
+        levelling process has looked: long before a spare made from nothing is levelled."""
+        found = self.work.told()
         return found if isinstance(found, tuple) else None
 
     def ready(self) -> bool:
