@@ -270,13 +270,14 @@ def _scan(folder: str, *, only_files: bool = False) -> Listing:
     return dirs, files
 
 
-def level(spare: Path, live: Path, tell: Callable[[Listing], None] | None = None) -> Listing:
+def level(spare: Path, live: Path,
+          tell: Callable[[Listing], None] | None = None) -> Listing | bool:
     """Make the spare hold what the live site holds, its files as hard links to the live
     ones (only those that are not already), and name what it holds then: the live site's
-    folders and regular files (`tell`s them as soon as they are found). A build after a
-    small edit finds the spare as good as its new site, and needs to look at nothing but the
-    pages it made (see Level). Interrupted, it leaves a spare like any other, checked file by
-    file by the next build."""
+    folders and regular files; or `tell` them as soon as they are found, and say True once
+    done (not sent twice). A build after a small edit finds the spare as good as its new
+    site, and needs to look at nothing but the pages it made (see Level). Interrupted, it
+    leaves a spare like any other, checked file by file by the next build."""
     to, of = f"{spare}/", f"{live}/"
     live_dirs, live_files = _scan(of, only_files=True)
     if tell is not None:
@@ -297,7 +298,7 @@ def level(spare: Path, live: Path, tell: Callable[[Listing], None] | None = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(to + rel)
             os.link(of + rel, to + rel, follow_symlinks=False)
-    return live_dirs, live_files
+    return True if tell is not None else (live_dirs, live_files)
 
 
 @dataclass
@@ -328,8 +329,7 @@ class Level:
 
     def listing(self) -> Listing | None:
         """What the spare holds, as the live site: None if levelling it failed."""
-        found = self.work.wait()
-        return found if isinstance(found, tuple) else None
+        return self.live_listing() if self.work.wait() is True else None
 
     def live_listing(self) -> Listing | None:
         """What the live site holds (its folders, and its files' inodes), as soon as the
