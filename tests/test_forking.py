@@ -178,3 +178,21 @@ def test_background_work_tells_what_it_found_before_it_is_done(tmp_path: Path,
 
     broken = Background(failing, here=here, telling=True)
     assert broken.told() is None and broken.wait() is None
+
+
+def test_telling_a_large_answer_does_not_hold_the_work_up(tmp_path: Path) -> None:
+    """What work tells may be larger than a pipe holds (the live site's listing: a
+    megabyte): it goes on before this process reads it."""
+    finished = tmp_path / "finished"
+
+    def finding(tell: Callable[[object], None]) -> object:
+        tell("x" * 2_000_000)
+        finished.write_text("yes")
+        return "made"
+
+    work = Background(finding, telling=True)
+    deadline = time.monotonic() + 20
+    while not finished.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert finished.exists()  # not read yet, and the work went on
+    assert work.told() == "x" * 2_000_000 and work.wait() == "made"

@@ -276,11 +276,18 @@ class Background:
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:
                 reader.close()
+                telling_thread: list[threading.Thread] = []
 
                 def tell(news: object) -> None:
-                    writer.send((_TOLD, news))
+                    # Sent by a thread: a large answer fills the pipe until this process
+                    # reads it, which may be long after; the work goes on meanwhile.
+                    sending = threading.Thread(target=writer.send, args=((_TOLD, news),))
+                    sending.start()
+                    telling_thread.append(sending)
 
                 made = _quietly(partial(work, tell) if telling else work)
+                for sending in telling_thread:
+                    sending.join()
                 with contextlib.suppress(Exception):
                     writer.send((_MADE, made))
             finally:
