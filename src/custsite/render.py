@@ -313,7 +313,7 @@ class Renderer:
         looked up in four tables, and each look at 10,000 contacts reads memory strewn over
         the heap (two cache misses a contact: a millisecond or two each time)."""
         known = self._ids.get(id(contacts))
-        if known is None or known[0] is not contacts:
+        if known is None or known[0] is not contacts or len(known[1]) != len(contacts):
             known = self._ids[id(contacts)] = (contacts, list(map(CONTACT_ID, contacts)))
         return known[1]
 
