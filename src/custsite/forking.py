@@ -281,7 +281,8 @@ class Background:
                 def tell(news: object) -> None:
                     # Sent by a thread: a large answer fills the pipe until this process
                     # reads it, which may be long after; the work goes on meanwhile.
-                    sending = threading.Thread(target=writer.send, args=((_TOLD, news),))
+                    sending = threading.Thread(target=_quietly,
+                                               args=(partial(writer.send, (_TOLD, news)),))
                     sending.start()
                     telling_thread.append(sending)
 
