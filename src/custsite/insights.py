@@ -10,6 +10,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
+from typing import overload
 
 from .derive import Contact, Derived
 from .model import STAGES, Interaction, dated_until
@@ -141,12 +143,14 @@ def first_seen(contact: Contact) -> dt.date | None:
 
 
 def new_contacts(derived: Derived, days: int) -> list[Contact]:
-    start = derived.as_of - dt.timedelta(days=days)
+    start, end = derived.as_of - dt.timedelta(days=days), derived.as_of
     found = []
     for c in derived.contacts.values():
-        seen = first_seen(c)
-        if seen is not None and start < seen <= derived.as_of:
-            found.append((seen, c.id, c))
+        seen = c.customer.created  # first_seen, written out: it runs for every contact
+        if not seen:
+            seen = c.interactions[0].day if c.interactions else None
+        if seen is not None and start < seen <= end:
+            found.append((seen, c.customer.id, c))
     found.sort(key=lambda f: f[:2], reverse=True)
     return [c for _, _, c in found]
 
@@ -167,12 +171,38 @@ def reminders_due(derived: Derived) -> tuple[tuple[Interaction, str, int], ...]:
     return tuple(sorted(due, key=lambda d: (-d[2], d[1], d[0].id)))
 
 
+class FollowUps(Sequence[FollowUp]):
+    """Open reminders whose due date has come, with the contacts they name, most overdue
+    first: each made when asked for (the dashboard shows 15 of thousands, and how many)."""
+
+    def __init__(self, due: list[tuple[Interaction, str, int]],
+                 contacts: dict[str, Contact]) -> None:
+        self.due, self.contacts = due, contacts
+
+    def __len__(self) -> int:
+        return len(self.due)
+
+    def _made(self, found: tuple[Interaction, str, int]) -> FollowUp:
+        return FollowUp(found[0], self.contacts[found[1]], found[2])
+
+    @overload
+    def __getitem__(self, k: int) -> FollowUp: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[FollowUp]: ...
+
+    def __getitem__(self, k: int | slice) -> FollowUp | list[FollowUp]:
+        if isinstance(k, slice):
+            return [self._made(found) for found in self.due[k]]
+        return self._made(self.due[k])
+
+
 def follow_ups_due(derived: Derived,
-                   reminders: Iterable[tuple[Interaction, str, int]]) -> list[FollowUp]:
+                   reminders: Iterable[tuple[Interaction, str, int]]) -> FollowUps:
     """Open reminders whose due date has come (those of `reminders_due`, kept while the
     interactions do not change), with the contacts they name, most overdue first."""
     contacts = derived.contacts
-    return [FollowUp(i, contacts[cid], days) for i, cid, days in reminders if cid in contacts]
+    return FollowUps([found for found in reminders if found[1] in contacts], contacts)
 
 
 def about_to_lapse(derived: Derived, days: int = ABOUT_TO_LAPSE_DAYS) -> list[Contact]:
@@ -184,10 +214,20 @@ def about_to_lapse(derived: Derived, days: int = ABOUT_TO_LAPSE_DAYS) -> list[Co
     return sorted(found, key=lambda c: (c.lapses_on or dt.date.max, c.id))
 
 
+def _most_valuable(found: list[Contact]) -> list[Contact]:
+    """Those who spent the most first, then by id: sorted by id, then by revenue (a stable
+    sort), with keys made in C rather than a negated amount for each."""
+    found.sort(key=_ID)
+    found.sort(key=_REVENUE, reverse=True)
+    return found
+
+
+_ID, _REVENUE = attrgetter("customer.id"), attrgetter("revenue")
+
+
 def win_back(derived: Derived) -> list[Contact]:
     """Lapsed customers, the most valuable first."""
-    found = [c for c in derived.contacts.values() if c.stage == "lapsed"]
-    return sorted(found, key=lambda c: (-c.revenue, c.id))
+    return _most_valuable([c for c in derived.contacts.values() if c.stage == "lapsed"])
 
 
 @dataclass(frozen=True)
@@ -341,5 +381,4 @@ def valuable_at_risk(derived: Derived, limit: int = 10) -> list[Contact]:
     below = model.settings.at_risk_below
     found = [c for c in derived.contacts.values()
              if c.lifetime is not None and c.lifetime.p_alive < below]
-    found.sort(key=lambda c: (-c.revenue, c.id))
-    return found[:limit]
+    return _most_valuable(found)[:limit]
