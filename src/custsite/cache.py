@@ -259,21 +259,29 @@ def _signed(data: BinaryIO, secret: bytes) -> bool:
     return hmac.compare_digest(mac, signing.digest())
 
 
+def _signed_readable(data: BinaryIO, secret: bytes) -> bool:
+    """`_signed`, an unreadable file being as good as one signed by no one."""
+    try:
+        return _signed(data, secret)
+    except Exception:
+        return False
+
+
+def _payload(data: BinaryIO, signed: bool) -> BinaryIO | None:
+    """The open cache file at the start of its payload if `signed`; else closed, None."""
+    if signed:
+        data.seek(MAC_SIZE)
+        return data
+    data.close()
+    return None
+
+
 def _checked(path: Path | str, secret: bytes) -> BinaryIO | None:
     """The signed cache file at `path`, opened and checked, at the start of its payload;
     None when missing or not signed by this user's key. Cache files are written by renaming
     new ones into place (see write_bytes), so the file opened stays the one checked."""
     data = _opened(path)
-    if data is None:
-        return None
-    try:
-        if _signed(data, secret):
-            data.seek(MAC_SIZE)
-            return data
-    except Exception:  # unreadable: as good as missing
-        pass
-    data.close()
-    return None
+    return _payload(data, _signed_readable(data, secret)) if data is not None else None
 
 
 def _opened(path: Path | str) -> BinaryIO | None:
@@ -333,7 +341,7 @@ class _Ahead:
             try:
                 os.close(reader)
                 for _, data in self.files.values():
-                    good = data is not None and _signed(data, secret)
+                    good = data is not None and _signed_readable(data, secret)
                     os.write(writer, b"\1" if good else b"\0")
             finally:
                 os._exit(0)
@@ -359,15 +367,8 @@ class _Ahead:
             return None
         good = self._told(k)
         if good is None:  # not told: checked here
-            try:
-                good = _signed(data, self.secret)
-            except Exception:
-                good = False
-        if good:
-            data.seek(MAC_SIZE)
-            return data
-        data.close()
-        return None
+            good = _signed_readable(data, self.secret)
+        return _payload(data, good)
 
     def close(self) -> None:
         for _, data in self.files.values():

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,6 +133,10 @@ class Contact:
         for key, value in c.fields.items():
             values[f"fields.{key}"] = value
         return values
+
+
+# A contact's id, got in C (Contact.id is a property: a Python call per contact).
+CONTACT_ID = attrgetter("customer.id")
 
 
 @dataclass(frozen=True)

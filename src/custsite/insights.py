@@ -13,7 +13,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import overload
 
-from .derive import Contact, Derived
+from .derive import CONTACT_ID, Contact, Derived
 from .model import STAGES, Interaction, dated_until
 
 FUNNEL = ("lead", "suspect", "prospect", "customer", "repeat")
@@ -146,9 +146,7 @@ def new_contacts(derived: Derived, days: int) -> list[Contact]:
     start, end = derived.as_of - dt.timedelta(days=days), derived.as_of
     found = []
     for c in derived.contacts.values():
-        seen = c.customer.created  # first_seen, written out: it runs for every contact
-        if not seen:
-            seen = c.interactions[0].day if c.interactions else None
+        seen = first_seen(c)
         if seen is not None and start < seen <= end:
             found.append((seen, c.customer.id, c))
     found.sort(key=lambda f: f[:2], reverse=True)
@@ -217,12 +215,12 @@ def about_to_lapse(derived: Derived, days: int = ABOUT_TO_LAPSE_DAYS) -> list[Co
 def _most_valuable(found: list[Contact]) -> list[Contact]:
     """Those who spent the most first, then by id: sorted by id, then by revenue (a stable
     sort), with keys made in C rather than a negated amount for each."""
-    found.sort(key=_ID)
+    found.sort(key=CONTACT_ID)
     found.sort(key=_REVENUE, reverse=True)
     return found
 
 
-_ID, _REVENUE = attrgetter("customer.id"), attrgetter("revenue")
+_REVENUE = attrgetter("revenue")
 
 
 def win_back(derived: Derived) -> list[Contact]:

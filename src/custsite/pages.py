@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from . import charts, insights
 from .data import JsonText, RecordsJson, json_array
-from .derive import Account, Contact, Derived
+from .derive import CONTACT_ID, Account, Contact, Derived
 from .lifetime import model_data
 from .model import STAGES, Interaction, Persona
 
@@ -70,7 +70,6 @@ class FacetValue:
 
 
 _NAME = attrgetter("customer.name")
-CONTACT_ID = attrgetter("customer.id")  # a contact's id, got in C
 
 
 def _by_name(contacts: dict[str, Contact], ids: Any = None) -> list[Contact]:

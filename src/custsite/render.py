@@ -33,13 +33,13 @@ from .data import (
     portfolio_json,
     to_json,
 )
-from .derive import Contact, Derived
+from .derive import CONTACT_ID, Contact, Derived
 from .errors import CustsiteError, Location, Problem, TemplateFailed, problem
 from .insights import InteractionFigures, interaction_figures
 from .model import STAGES
 from .notes import converted, markdown_to_html, notes_version
 from .output import Page
-from .pages import CONTACT_ID, FACETS, PageSpec, customer_page, facet_row, site_pages
+from .pages import FACETS, PageSpec, customer_page, facet_row, site_pages
 from .privacy import publish
 
 T = TypeVar("T")
@@ -336,7 +336,7 @@ class Renderer:
         """How many of these contacts have each facet value; their rows are made first."""
         self.facet_rows(everyone)
         if len(self.cache.facets) != len(everyone):  # rows of contacts no longer there
-            self.cache.drop_facet_rows(set(self.cache.facets) - {c.id for c in everyone})
+            self.cache.drop_facet_rows(set(self.cache.facets) - set(self.ids(everyone)))
         return self.cache.facet_counts
 
     def figures(self) -> InteractionFigures:

@@ -222,7 +222,7 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                 out[i] = replace(found, signature=current)
                 touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
-    if store is not None:
+    if store is not None and store.entries:
         _trust_stored(store, [todo[i][0].rel for i in rest])
 
     def load(i: int) -> FileRecords:
