@@ -161,11 +161,12 @@ def test_the_record_store_is_written_whole_before_check_returns(
     result = check(root, cache=True)
     assert result.writing is None
     store = record_store(load_config(root, []))
-    assert set(store.entries) == {"records/customers/ann.md", "records/customers/bob.yaml",
-                                  "records/interactions/calls.yaml"}
-    calls = store.entries["records/interactions/calls.yaml"][1]
+    entries = store.everything()
+    assert set(entries) == {"records/customers/ann.md", "records/customers/bob.yaml",
+                            "records/interactions/calls.yaml"}
+    calls = entries["records/interactions/calls.yaml"][1]
     assert calls.interactions == tuple(i for i in result.derived.portfolio.interactions)
-    assert len(list(store.path.glob("*.pickle"))) == len({store._shard(r) for r in store.entries})
+    assert len(list(store.path.glob("*.pickle"))) == len({store._shard(r) for r in entries})
 
 
 def test_an_unwritable_cache_is_only_skipped(tmp_path: Path) -> None:
@@ -292,10 +293,10 @@ def test_records_kept_by_someone_else_are_never_unpickled(scratch_portfolio: Scr
     would run code is never loaded."""
     root = scratch_portfolio(FILES)
     build(root)
-    (shards,) = (root / ".custsite-cache").glob("records-*")
+    shards = record_store(load_config(root, [])).path
     seen = _converting(monkeypatch)
     build(root, output=tmp_path / "again")
-    assert seen == []  # all taken from the store
+    assert seen == []  # all taken from the memos
     # Another user's key: nothing is taken.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-home"))
     build(root, output=tmp_path / "other")
@@ -307,8 +308,10 @@ def test_records_kept_by_someone_else_are_never_unpickled(scratch_portfolio: Scr
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (marker.write_text, ("ran",))
 
-    for shard in shards.glob("*.pickle"):
-        shard.write_bytes(b"\0" * 32 + pickle.dumps({"x": ("y", Exploit())}))
+    shards.mkdir(parents=True, exist_ok=True)
+    for k in range(RecordStore.SHARDS):  # the record store, which the memos are not in
+        (shards / f"{k:02d}.pickle").write_bytes(
+            b"\0" * 32 + pickle.dumps({"x": ("y", Exploit())}))
     for kept in (root / ".custsite-cache").glob("memos-*.pickle"):  # the last build's memos
         kept.write_bytes(b"\0" * 32 + pickle.dumps(Exploit()))
     seen.clear()
@@ -440,19 +443,26 @@ def _built_settled(scratch_portfolio: ScratchFactory) -> Path:
 
 def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFactory,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file last modified well before a build read it is taken from the store by its
-    signature alone; one written just before (a coarse file system clock could give its next
-    version the same signature) is read again, and its new bytes are what the site shows."""
-    from custsite import validate
+    """A file last modified well before a build read it is taken from the last build's
+    memos by its signature alone; one written just before (a coarse file system clock could
+    give its next version the same signature) is read again, and its new bytes are what the
+    site shows."""
+    from custsite import memos, parse, validate
 
     root = _built_settled(scratch_portfolio)
-    digested = _calls(monkeypatch, validate, "content_digest")
+    digested: list[bytes] = []
+    real = parse.content_digest
+    for module in (memos, validate, parse):  # wherever read bytes are hashed
+        monkeypatch.setattr(module, "content_digest",
+                            lambda data: digested.append(data) or real(data))
     seen = _converting(monkeypatch)
     bob = root / "records/customers/bob.yaml"
     bob.write_text("name: Bob Stoner\n")
     build(root)
     assert seen == ["records/customers/bob.yaml"]
-    assert digested == [b"name: Bob Stoner\n"]  # ann.md and calls.yaml were not read
+    others = {(root / rel).read_bytes() for rel in FILES
+              if rel.startswith("records/") and rel != "records/customers/bob.yaml"}
+    assert b"name: Bob Stoner\n" in digested and not others & set(digested)  # not read
 
     # Bob's file, just read, is rewritten with as many bytes and the same modification time.
     before = bob.stat()
@@ -461,7 +471,7 @@ def test_files_settled_when_read_are_not_read_again(scratch_portfolio: ScratchFa
     assert validate.signature(bob) == (before.st_mtime_ns, before.st_size, before.st_ino)
     digested.clear()
     build(root, as_of=dt.date(2026, 6, 2))  # another day: something for the build to do
-    assert digested == [b"name: Bob Stonex\n"]
+    assert b"name: Bob Stonex\n" in digested and not others & set(digested)
     assert "Bob Stonex" in (root / "site/customers/bob/index.html").read_text()
 
 
@@ -540,7 +550,7 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     build(root)
     (kept,) = (root / ".custsite-cache").glob("memos-*.pickle")
     config = load_config(root, [])
-    assert set(memos.load_memos(kept, record_store(config)).files) == {
+    assert set(memos.load_memos(kept).files) == {
         "records/customers/ann.md", "records/customers/bob.yaml", "records/customers/cal.yaml",
         "records/interactions/calls.yaml", "personas/p.md"}
     seen = _converting(monkeypatch)
@@ -577,9 +587,11 @@ def test_a_warm_build_derives_only_what_changed(scratch_portfolio: ScratchFactor
     build(root)
     assert seen == ["records/customers/bob.yaml"] and derived == ["bob"]
     assert "Bob Stonest" in (root / "site/customers/bob/index.html").read_text()
-    # The memos name the files the record store holds: without it they are no use.
-    for store in (root / ".custsite-cache").glob("records-*"):
-        shutil.rmtree(store)
+    # Those builds left the memos as they were (see memos.still_kept): the store holds what
+    # they converted. Without the memos, which hold the files a build read, all the others
+    # are converted again.
+    assert set(record_store(config).everything()) == {"records/customers/bob.yaml"}
+    kept.unlink()
     seen.clear()
     bob.write_text("name: Bob Stonier\n")
     build(root)
@@ -593,12 +605,12 @@ def test_a_small_edit_leaves_the_memos_as_they_are(scratch_portfolio: ScratchFac
                                                   tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """After an edit of a few customers or organizations the memos on disk stay the last
-    ones written (see memos.still_kept), and the record store keeps the contents they name
-    beside the new ones: each later build still converts only what was edited, derives only
-    the contacts changed since, and writes the bytes of a cold build. An edit of interactions
-    or personas, or of more files, writes them anew, and what was pinned goes."""
+    ones written (see memos.still_kept), and the record store keeps what was converted
+    since: each later build still converts only what was edited, derives only the contacts
+    changed since, and writes the bytes of a cold build. An edit of interactions or
+    personas, or of more files, writes them anew, with the files as they are."""
     from custsite import derive, memos
-    from custsite.cache import PINNED
+    from custsite.parse import content_digest
 
     root = scratch_portfolio({**FILES, "records/customers/cal.yaml": "name: Cal Ray\n",
                               "personas/p.md":
@@ -607,13 +619,18 @@ def test_a_small_edit_leaves_the_memos_as_they_are(scratch_portfolio: ScratchFac
     build(root)
     (kept,) = (root / ".custsite-cache").glob("memos-*.pickle")
     written = kept.read_bytes()
+    assert record_store(config).everything() == {}  # the memos hold every file
+    bob = root / "records/customers/bob.yaml"
 
-    def pinned() -> set[str]:
-        return {rel for rel in record_store(config).entries if PINNED in rel}
+    def stored() -> dict[str, str]:
+        return {rel: entry[0] for rel, entry in record_store(config).everything().items()}
+
+    def in_memos(path: Path) -> str:
+        return memos.load_memos(kept).files[path.relative_to(root).as_posix()].digest
 
     seen = _converting(monkeypatch)
     derived = _calls(monkeypatch, derive, "_base_contact", lambda customer: customer.id)
-    bob = root / "records/customers/bob.yaml"
+    first = in_memos(bob)
     for name in ("Bob Stoner", "Bob Stonest"):
         seen.clear()
         derived.clear()
@@ -621,25 +638,30 @@ def test_a_small_edit_leaves_the_memos_as_they_are(scratch_portfolio: ScratchFac
         build(root)
         assert kept.read_bytes() == written  # not written again
         assert seen == ["records/customers/bob.yaml"] and derived == ["bob"]
-        assert pinned() == {f"records/customers/bob.yaml{PINNED}" +
-                            memos.load_memos(kept, record_store(config))
-                            .files["records/customers/bob.yaml"].digest}
+        assert stored() == {"records/customers/bob.yaml": content_digest(bob.read_bytes())}
+        assert in_memos(bob) == first
         assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))
     calls = root / "records/interactions/calls.yaml"
     calls.write_text(calls.read_text().replace("2026-01-12", "2026-01-13"))
     build(root)
-    assert kept.read_bytes() != written and pinned() == set()
+    assert kept.read_bytes() != written
+    assert in_memos(bob) == content_digest(bob.read_bytes())
+    assert in_memos(calls) == content_digest(calls.read_bytes())
     written = kept.read_bytes()
     persona = root / "personas/p.md"
     persona.write_text(persona.read_text().replace("Story.", "A story."))
     build(root)
-    assert kept.read_bytes() != written and pinned() == set()
+    assert kept.read_bytes() != written
     written = kept.read_bytes()
     monkeypatch.setattr(memos, "STALE_FILES", 1)
+    seen.clear()
     for rel in ("records/customers/bob.yaml", "records/customers/cal.yaml"):
         (root / rel).write_text((root / rel).read_text().replace("name: ", "name: New "))
     build(root)
-    assert kept.read_bytes() != written and pinned() == set()
+    assert sorted(seen) == ["records/customers/bob.yaml", "records/customers/cal.yaml"]
+    assert kept.read_bytes() != written
+    assert in_memos(root / "records/customers/cal.yaml") == \
+        content_digest((root / "records/customers/cal.yaml").read_bytes())
     assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))
 
 

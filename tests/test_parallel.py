@@ -11,6 +11,7 @@ import pytest
 from custsite import output, parallel
 from custsite.build import build
 from custsite.errors import TemplateFailed
+from custsite.sources import RECORD_SUFFIXES
 
 from .conftest import AS_OF, ScratchFactory
 from .test_output import _portfolio, digest
@@ -80,9 +81,10 @@ def test_processes_read_the_same_records(monkeypatch: pytest.MonkeyPatch,
 def test_records_read_by_processes_are_kept(monkeypatch: pytest.MonkeyPatch,
                                             scratch_portfolio: ScratchFactory,
                                             tmp_path: Path) -> None:
-    """The records other processes converted (sent back pickled, kept in the record
-    store's shards) serve the next build: it converts no file again and writes the same
-    site."""
+    """The records other processes converted (sent back pickled, kept in the build's
+    memos) serve the next build: it converts no file again and writes the same site.
+    Without the memos every file is converted again (the record store holds only the
+    records of files edited since memos were made) and the site is the same."""
     from custsite import validate
 
     from .test_cache import _converting
@@ -96,7 +98,10 @@ def test_records_read_by_processes_are_kept(monkeypatch: pytest.MonkeyPatch,
     for memos in (root / ".custsite-cache").glob("memos-*"):
         memos.unlink()
     build(root, as_of=AS_OF, jobs=1, output=tmp_path / "again")
-    assert seen and all(rel.startswith("personas/") for rel in seen)  # the store's
+    records = {p.relative_to(root).as_posix() for folder in ("records", "personas")
+               for p in (root / folder).rglob("*")
+               if p.is_file() and p.name.endswith(RECORD_SUFFIXES)}
+    assert set(seen) == records
     assert digest(tmp_path / "again") == digest(root / "site")
     assert digest(tmp_path / "memos") == digest(root / "site")
 

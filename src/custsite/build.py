@@ -58,7 +58,6 @@ class CheckResult:
     memos: BuildMemos | None = field(default=None, compare=False, repr=False)
     memos_path: Path | None = None
     read_since: int = 0  # a time (ns) before any file was read
-    stored: dict[str, str] = field(default_factory=dict, repr=False)
     # The record store's shards being written (see RecordStore.save): waited for by `check`,
     # or by the build that goes on meanwhile.
     writing: Background | None = field(default=None, compare=False, repr=False)
@@ -156,11 +155,11 @@ def conversion_key(config: Config) -> str:
 
 
 def cache_files(config: Config) -> list[Path]:
-    """The signed files of the cache folder a build reads, in the order it reads them (see
-    cache.check_ahead): the record store's shards, the memos, the kept rows."""
-    key = conversion_key(config)
+    """The signed files of the cache folder a build reads whole, in the order it reads them
+    (see cache.check_ahead): the memos, the kept rows. (Of the record store, a build reads
+    the few shards it looks files up in.)"""
     cache = config.root / config.paths.cache
-    return [*RecordStore.files(RecordStore.folder_of(cache, key)), memos_path(config, key),
+    return [memos_path(config, conversion_key(config)),
             *(row_file(cache / ROWS_FOLDER, k) for k in range(ROW_SHARDS))]
 
 
@@ -196,20 +195,25 @@ def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
 
 
 def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
-           problems_only: bool = False, seen: dict[str, Signature] | None = None) -> CheckResult:
+           problems_only: bool = False, seen: dict[str, Signature] | None = None,
+           memos_saved: bool = False) -> CheckResult:
+    """See `check`. `memos_saved`: the caller (a build) writes the memos returned, unless
+    they are to stay as they are (`memos_kept`)."""
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
     read_since = time.time_ns()  # every file is read after this
     store = record_store(config, keeping=cache)
     sources = discover(config, problems)
-    # Builds start from the last build's memos (see memos); `validate` from nothing.
-    # The memos' path holds the key the records were converted with: the same custsite.yaml.
-    path = memos_path(config, store.key) if cache else None
-    memos = load_memos(path, store) if path is not None else None
-    before = dict(memos.files) if memos is not None else {}  # as the memos kept have them
-    if memos is not None:
-        verify(memos, sources, config, seen)  # what is left is as its file: not read again
+    # The last build's memos hold the files it read (see memos), for `validate` too; builds
+    # start from what it derived, `validate` from nothing. The memos' path holds the key the
+    # records were converted with: the same custsite.yaml.
+    path = memos_path(config, store.key)
+    found = load_memos(path)
+    memos = found if cache else None
+    before = dict(found.files)  # as the memos kept have them
+    if before:
+        verify(found, sources, config, seen)  # what is left is as its file: not read again
     # Without kept models, a helper imports what fits them while the files are read, and
     # fits them once deriving has the buyers' histories (see fitting). Not for a portfolio
     # read by one process: too few buyers to fit, often, and nothing to overlap with.
@@ -217,19 +221,15 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
         (memos is None or memos.derived.lifetime is None) else None
     try:
         portfolio = load_portfolio(config, problems, sources=sources, jobs=jobs, store=store,
-                                   cache=memos.files if memos else None,
+                                   cache=found.files, earlier=before,
                                    memo=memos.assembled if memos else None,
-                                   changed=set() if memos else None)
-        kept = False
-        if memos is not None:
-            store.retain({rel: made.digest for rel, made in memos.files.items()})
-            kept = still_kept(before, memos, memo_key(config, day))
-            if kept:  # what the memos kept name stays in the store with them
-                store.pin({rel: made.digest for rel, made in before.items()})
-        del before
-        writing = store.save()
-        stored = store.digests()
-        del store  # its entries go before deriving (a forked process writes the shards)
+                                   changed=set() if before else None)
+        kept = memos is not None and still_kept(before, memos, memo_key(config, day))
+        # What was converted goes to the store, unless the memos written hold it.
+        if kept or not memos_saved:
+            store.retain({rel: made.digest for rel, made in found.files.items()})
+        writing = store.save(changes=kept or not memos_saved)
+        del before, found, store  # before deriving (a forked process writes the shards)
         check_dates(portfolio, day, config.context(problems))
         fits = fit_store(config)
         derived = derive(portfolio, day, memos.derived if memos else None, fits=fits,
@@ -240,8 +240,8 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     if cache:
         fits.save()
     problems.extend(derived.problems)
-    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos, path,
-                       read_since, stored, writing, kept)
+    return CheckResult(config, derived, sorted(problems, key=Problem.sort_key), memos,
+                       path if cache else None, read_since, writing, kept)
 
 
 def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
@@ -286,7 +286,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
     from .render import CompiledTemplates, kept_figures, rendered_notes
     from .reuse import RowStore, page_hashes, remember_pages, reusable
 
-    result = _check(root, as_of, True, jobs, seen=seen)  # in paused_gc: see build
+    result = _check(root, as_of, True, jobs, seen=seen, memos_saved=True)  # see build
     memos = result.memos
     saving: Background | None = None
     writing = result.writing
@@ -300,7 +300,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
             memos.figures = figures
             if failed:
                 memos.pages = {}
-            saving = save_memos(result.memos_path, memos, result.read_since, result.stored)
+            saving = save_memos(result.memos_path, memos, result.read_since)
             memos = None
         if failed:
             raise ValidationFailed(result.problems)

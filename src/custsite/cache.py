@@ -20,7 +20,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -440,7 +439,6 @@ def row_file(folder: Path, shard: int) -> Path:
 
 
 Entry = tuple[str, Any, Signature | None]
-PINNED = "\0"  # in a pinned entry's key, between its path (which never holds it) and digest
 
 
 class RecordStore:
@@ -451,17 +449,19 @@ class RecordStore:
     file is therefore signed (HMAC-SHA256) with a key of this user's kept outside the
     portfolio, and one signed with any other key (say, a `.custsite-cache/` committed to a
     repository) is never unpickled. `key` names what the records were converted with (the
-    code and custsite.yaml): a new key misses, and saving removes the others. Files are kept
-    in shards by path, so that after an edit only the shard of the edited file is written.
-    A shard is pickled whole, its files' records with it: read back in one load (one load
-    per file took half as long again: each finds its classes anew), with what its files
-    share (places, tags: see quickrecords) shared still. Shards are pickled and written by a
-    forked process while the build goes on (see save).
+    code and custsite.yaml): a new key misses, and saving removes the others.
 
-    A file's entry is the content it had when last converted; the memos kept on disk may
-    name an older one (a build after a small edit leaves them as they are: see memos), which
-    is then *pinned*: kept beside it, under the path and that content's digest, as long as
-    those memos are the ones kept."""
+    The last build's memos hold the files it read, records and all (see memos): the store
+    keeps what they do not, the files converted since by builds that left those memos as
+    they were, and what `check` converts (it writes no memos). So a build reads the memos
+    and, of the store, only what it looks up. Files are kept in shards by path, each read
+    when a path of it is first looked up and written whole when one of its entries changed:
+    after an edit, the one shard of the edited file (a few hundred files at 10,000
+    contacts; a build whose memos held everything read 21,000 files from 64 shards, a
+    fifth of its time). A shard's files are pickled with their records, read back in one
+    load (one load per file took half as long again: each finds its classes anew), with
+    what its files share (places, tags: see quickrecords) shared still; many are pickled
+    and written by a forked process while the build goes on (see save)."""
 
     PREFIX = "records-"
     SHARDS = 64
@@ -477,16 +477,30 @@ class RecordStore:
         self.path = self.folder_of(folder, key)
         self.keeping = keeping  # False: only read from (`validate` writes nothing)
         self.secret: bytes | None = None
-        self.where: dict[str, int] = {}  # each entry's shard, as read (no hash made again)
-        self.entries: dict[str, Entry] = self._read()
-        self.used: dict[str, Entry] = {}
-        self.changed: set[int] = set()  # shards with an entry added
+        self.kept = {int(p.stem) for p in self.files(self.path) if p.stem.isdigit()}
+        self.shards: dict[int, dict[str, Entry]] = {}  # those read or made, by number
+        self.changed: set[int] = set()  # shards with an entry added or gone
 
-    def _shard(self, key: str) -> int:
-        """The shard of a path's entries (a pinned one's too: see PINNED)."""
-        rel = key.partition(PINNED)[0]
+    def _shard(self, rel: str) -> int:
         return int.from_bytes(hashlib.blake2b(rel.encode(), digest_size=2).digest(),
                               "big") % self.SHARDS
+
+    def _entries(self, rel: str) -> dict[str, Entry]:
+        """The entries of the shard this path's entry is in."""
+        return self._entries_of(self._shard(rel))
+
+    def _entries_of(self, k: int) -> dict[str, Entry]:
+        """The entries of shard `k`, read when first needed."""
+        found = self.shards.get(k)
+        if found is None:
+            found = self.shards[k] = self._read(k) if k in self.kept else {}
+        return found
+
+    def _read(self, k: int) -> dict[str, Entry]:
+        self.secret = self.secret or _secret()
+        entries = read_signed_pickle(self.path / f"{k:02d}.pickle", self.secret) \
+            if self.secret is not None else None
+        return entries if isinstance(entries, dict) else {}  # otherwise: converted afresh
 
     @classmethod
     def folder_of(cls, cache: Path, key: str) -> Path:
@@ -495,79 +509,44 @@ class RecordStore:
 
     @staticmethod
     def files(path: Path) -> list[Path]:
-        """The shards kept at `path`, in the order they are read."""
+        """The shards kept at `path`."""
         return sorted(path.glob("*.pickle")) if path.is_dir() else []
 
-    def _read(self) -> dict[str, Entry]:
-        found: dict[str, Entry] = {}
-        shards = self.files(self.path)
-        if not shards:
-            return found
-        self.secret = _secret()
-        if self.secret is None:
-            return found
-        for shard in shards:
-            entries = read_signed_pickle(shard, self.secret)  # None: converted afresh
-            if isinstance(entries, dict):
-                found.update(entries)
-                if shard.stem.isdigit():  # as save names them
-                    self.where.update(zip(entries, repeat(int(shard.stem))))
-        return found
+    def __bool__(self) -> bool:
+        """Whether it may hold anything."""
+        return bool(self.kept) or any(self.shards.values())
+
+    def everything(self) -> dict[str, Entry]:
+        """Every entry, all shards read."""
+        return {rel: entry for k in range(self.SHARDS) if k in self.kept or k in self.shards
+                for rel, entry in self._entries_of(k).items()}
 
     def get(self, rel: str, digest: str) -> Any | None:
         """What was kept for this path when its content had this digest."""
-        found = self.entries.get(rel)
-        if found is None or found[0] != digest:
-            return self._pinned(rel, digest)
-        self.used[rel] = found
-        return found[1]
-
-    def _pinned(self, rel: str, digest: str) -> Any | None:
-        found = self.entries.get(f"{rel}{PINNED}{digest}")
-        return found[1] if found is not None else None
-
-    def pin(self, named: dict[str, str]) -> None:
-        """Keep the entries of these files (path: content digest, as the memos kept have
-        them) beside their current ones: those memos stay the ones kept. Call after
-        `retain`."""
-        for rel, digest in named.items():
-            current = self.used.get(rel)
-            if current is not None and current[0] == digest:
-                continue
-            key = f"{rel}{PINNED}{digest}"
-            found = self.entries.get(key)
-            if found is None:
-                found = self.entries.get(rel)
-                if found is None or found[0] != digest:
-                    continue  # not here any more: those memos will not be read
-                self.changed.add(self._shard(rel))
-            self.used[key] = found
+        found = self._entries(rel).get(rel)
+        return found[1] if found is not None and found[0] == digest else None
 
     def last(self, rel: str) -> Any | None:
         """What was kept for this path, whatever its content is now."""
-        found = self.entries.get(rel)
+        found = self._entries(rel).get(rel)
         return found[1] if found is not None else None
 
     def unchanged(self, rel: str, signature: Signature) -> Any | None:
         """What was kept for this path when the file had this signature, without reading
         it: only for a file whose signature was settled when it was read (see keep)."""
-        found = self.entries.get(rel)
-        if found is None or found[2] != signature:
-            return None
-        self.used[rel] = found
-        return found[1]
+        found = self._entries(rel).get(rel)
+        return found[1] if found is not None and found[2] == signature else None
 
     def retain(self, kept: dict[str, str]) -> None:
-        """Keep the entries of these files (path: content digest), and only those, while
-        their content is the same: the files of the portfolio, which a build took from
-        here, or read, or from elsewhere (see memos)."""
-        self.used = {rel: found for rel, digest in kept.items()
-                     if (found := self.used.get(rel) or self.entries.get(rel)) is not None
-                     and found[0] == digest}
-
-    def digests(self) -> dict[str, str]:
-        """The content digest of each file kept (as saved, once saved), pinned ones aside."""
-        return {rel: entry[0] for rel, entry in self.used.items() if PINNED not in rel}
+        """Of the shards read, keep the entries of these files (path: content digest) only,
+        while their content is the same: the files of the portfolio. (A shard not read stays
+        as it is: what it holds of files gone is only ever looked up by their path.)"""
+        for k, entries in self.shards.items():
+            gone = [rel for rel, entry in entries.items() if kept.get(rel) != entry[0]]
+            for rel in gone:
+                del entries[rel]
+            if gone:
+                self.changed.add(k)
 
     def keep(self, rel: str, digest: str, value: Any, signature: Signature | None = None,
              *, read_since: int = 0) -> None:
@@ -579,27 +558,29 @@ class RecordStore:
         if not self.keeping:
             return
         trusted = signature if settled(signature, read_since) else None
-        self.used[rel] = (digest, value, trusted)
+        self._entries(rel)[rel] = (digest, value, trusted)
         self.changed.add(self._shard(rel))
 
-    def save(self) -> Background | None:
-        """Write the shards that changed (an entry added or gone), in a forked process (a
-        few small ones here): `wait` on what is returned before the build ends. Failures
+    def save(self, *, changes: bool = True) -> Background | None:
+        """Write the shards that changed, in a forked process (a few small ones here):
+        `wait` on what is returned before the build ends. Not `changes`: only remove the
+        shards kept with other keys (the memos written hold what was converted). Failures
         only log."""
         if not self.keeping:
             return None
-        changed = self.changed | {self._shard(rel) for rel in self.entries.keys() - self.used}
-        self.entries, self.changed = dict(self.used), set()
-        if not changed:
+        for other in self.folder.glob(f"{self.PREFIX}*"):  # converted with another key
+            if other != self.path:
+                shutil.rmtree(other, ignore_errors=True)
+        if not changes:
+            self.changed = set()
             return None
-        shards: dict[int, dict[str, Entry]] = {k: {} for k in changed}
-        where = self.where
-        for rel, entry in self.used.items():
-            k = where.get(rel)
-            mine = shards.get(k if k is not None else self._shard(rel))
-            if mine is not None:
-                mine[rel] = entry
-        path, folder, prefix = self.path, self.folder, self.PREFIX
+        shards = {k: dict(self.shards[k]) for k in self.changed}
+        self.changed = set()
+        self.kept |= {k for k, entries in shards.items() if entries}
+        self.kept -= {k for k, entries in shards.items() if not entries}
+        if not shards:
+            return None
+        path = self.path
 
         def write() -> None:
             for k, entries in shards.items():
@@ -608,9 +589,6 @@ class RecordStore:
                     shard.unlink(missing_ok=True)
                 elif not write_signed_pickle(shard, entries, RECORD_REDUCERS):
                     shard.unlink(missing_ok=True)  # not an older shard of other contents
-            for other in folder.glob(f"{prefix}*"):
-                if other != path:
-                    shutil.rmtree(other, ignore_errors=True)
 
         # A few files changed (an edit): their shards are written here, at once.
         return Background(write, here=sum(map(len, shards.values())) <= self.WRITTEN_HERE)

@@ -164,20 +164,22 @@ def load_portfolio(config: Config, problems: list[Problem], *,
                    changed: set[str] | None = None,
                    memo: AssembleMemo | None = None,
                    jobs: int | None = None,
-                   store: RecordStore | None = None) -> Portfolio:
+                   store: RecordStore | None = None,
+                   earlier: FileCache | None = None) -> Portfolio:
     """Read, convert and cross-check every record; problems are appended.
 
     With a `cache`, files whose signature has not changed are not read again; the paths that
     were read are appended to `parsed`. The dev server passes the `sources` it keeps, the
     paths a save `changed` (only those are looked at again; None: look at every file) and
     the `memo` of the previous assembly. Many files are read by `jobs` processes (default:
-    one per core); a `store` keeps converted files between builds.
+    one per core); a `store` keeps converted files between builds; `earlier`, the files as
+    they were last converted (the last build's memos had them: see read_files).
     """
     if sources is None:
         sources = discover(config, problems)
     cache = {} if cache is None else cache
     # A file nothing is kept for is read whatever its signature, taken as it is read.
-    compared = store is not None and bool(store.entries)
+    compared = bool(store)
     todo: list[tuple[SourceFile, tuple[int, int, int] | None]] = []
     for source in sources:
         cached = cache.get(source.rel)
@@ -187,7 +189,8 @@ def load_portfolio(config: Config, problems: list[Problem], *,
             current = signature(source.file)
             if cached is None or cached.signature != current:
                 todo.append((source, current))
-    for (source, _), found in zip(todo, read_files(config, todo, jobs, store), strict=True):
+    found_files = read_files(config, todo, jobs, store, earlier)
+    for (source, _), found in zip(todo, found_files, strict=True):
         cache[source.rel] = found
         if parsed is not None:
             parsed.append(source.rel)
@@ -198,16 +201,18 @@ def load_portfolio(config: Config, problems: list[Problem], *,
 
 
 def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int] | None]],
-               jobs: int | None = None, store: RecordStore | None = None) -> list[FileRecords]:
+               jobs: int | None = None, store: RecordStore | None = None,
+               earlier: FileCache | None = None) -> list[FileRecords]:
     """Read and convert these files (with their signatures, or None: taken as they are
     read), in order: those the `store` holds with the same content are taken from it, many
     others are read by `jobs` processes. Personas are read here: their compiled rules stay
-    in this process."""
+    in this process. What the others held when last converted (`earlier`, or the store's)
+    tells which addresses and numbers are known good (see _trust_stored)."""
     schema = records.customer_schema(config)
     started = time.time_ns()  # every file is read after this
     out: dict[int, FileRecords] = {}
     touched: list[int] = []  # kept for their content, with another signature
-    if store is not None and store.entries:
+    if store:
         for i, (source, current) in enumerate(todo):
             if source.kind == "persona":
                 continue
@@ -222,8 +227,8 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
                 out[i] = replace(found, signature=current)
                 touched.append(i)
     rest = [i for i in range(len(todo)) if i not in out]
-    if store is not None and store.entries:
-        _trust_stored(store, [todo[i][0].rel for i in rest])
+    if store or earlier:
+        _trust_stored(store, earlier or {}, [todo[i][0].rel for i in rest])
 
     def load(i: int) -> FileRecords:
         return load_file(todo[i][0], config, schema, todo[i][1])
@@ -262,11 +267,13 @@ def read_files(config: Config, todo: list[tuple[SourceFile, tuple[int, int, int]
     return [out[i] for i in range(len(todo))]
 
 
-def _trust_stored(store: RecordStore, rels: list[str]) -> None:
-    """The addresses and phone numbers of these files as the store keeps them (the contents
-    they had when last converted, with this same key) need not be checked again (see
+def _trust_stored(store: RecordStore | None, earlier: FileCache, rels: list[str]) -> None:
+    """The addresses and phone numbers of these files as they were last converted, with this
+    same key (by the store's entry, or `earlier`), need not be checked again (see
     fields.known_good)."""
-    before = [made for rel in rels if isinstance(made := store.last(rel), FileRecords)]
+    before = [made for rel in rels
+              if isinstance(made := (store.last(rel) if store else None) or earlier.get(rel),
+                            FileRecords)]
     customers = [c for made in before for c in made.customers]
     fields.known_good([c.email for c in customers], [c.phone for c in customers])
 
