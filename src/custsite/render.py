@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from . import __version__
 from .cache import NoteStore, note_store, read_signed, write_signed
+from .codegen import SiteEnvironment
 from .config import Config
 from .data import (
     contact_record,
@@ -105,10 +106,10 @@ def environment(config: Config, compiled: CompiledTemplates | None = None, *,
     if user.is_dir():
         loaders.append(jinja2.FileSystemLoader(str(user)))
     loaders.append(jinja2.PackageLoader("custsite", "templates"))
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True,
-                             bytecode_cache=compiled, auto_reload=reload)
+    env = SiteEnvironment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True,
+                          lstrip_blocks=True, keep_trailing_newline=True,
+                          bytecode_cache=compiled, auto_reload=reload)
     env.filters["markdown"] = markdown_to_html
     env.filters["money"] = money
     return env
