@@ -777,8 +777,8 @@ def test_what_a_build_made_is_left_to_the_exit_only_when_the_process_ends_after_
     seen: list[weakref.ref[BuildMemos]] = []
     real = building.load_memos
 
-    def noted(*args: Any) -> BuildMemos:
-        memos = real(*args)
+    def noted(*args: Any, **kwargs: Any) -> BuildMemos:
+        memos = real(*args, **kwargs)
         seen.append(weakref.ref(memos))
         return memos
 

@@ -196,3 +196,29 @@ def test_telling_a_large_answer_does_not_hold_the_work_up(tmp_path: Path) -> Non
         time.sleep(0.01)
     assert finished.exists()  # not read yet, and the work went on
     assert work.told() == "x" * 2_000_000 and work.wait() == "made"
+
+
+@pytest.mark.parametrize("here", [False, True])
+def test_work_tells_its_news_in_order_and_is_heard_without_waiting(tmp_path: Path,
+                                                                    here: bool) -> None:
+    """Work may tell more than once (the build's looking process tells whether anything
+    changed, then the live site's listing): `told(k)` is the k-th news; `heard(k)` says,
+    without waiting, whether it came; news never told is None once the work is done."""
+    go_on = tmp_path / "go-on"
+
+    def finding(tell: Callable[[object], None]) -> object:
+        tell("first")
+        while not here and not go_on.exists():
+            time.sleep(0.01)
+        tell("x" * 1_000_000)
+        return "made"
+
+    work = Background(finding, here=here, telling=True)
+    assert work.told(0) == "first"
+    if not here:
+        time.sleep(0.2)
+        assert not work.heard(1) and not work.done()
+    go_on.write_text("")
+    assert work.told(1) == "x" * 1_000_000 and work.heard(1)
+    assert work.wait() == "made"
+    assert work.told(2) is None and work.heard(2)

@@ -84,3 +84,46 @@ def test_another_date_or_folder_builds_again(scratch_portfolio: ScratchFactory,
     assert not build(root, output=elsewhere).fresh
     # The last build wrote elsewhere: the default folder is not trusted without a record.
     assert not build(root).fresh
+
+
+def test_a_build_looks_for_changes_itself_when_the_looking_process_fails(
+        scratch_portfolio: ScratchFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked process fingerprints the inputs while the build reads its memos (see
+    build.build); if that process fails, the build looks itself, with the same outcome."""
+    from custsite import build as building
+
+    def failing(*args: object, **kwargs: object) -> bool:
+        raise OSError("cannot look")
+
+    root = scratch_portfolio(FILES)
+    assert not build(root).fresh
+    monkeypatch.setattr(building, "_look", failing)
+    assert build(root).fresh
+    _edit(root, "records/customers/ann.yaml", "name: Ann Leigh\nstatus: customer\n")
+    assert not build(root).fresh
+    assert "Ann Leigh" in (root / "site/customers/ann/index.html").read_text()
+    assert build(root).fresh
+
+
+def test_a_build_with_nothing_to_do_stops_reading_its_memos(
+        scratch_portfolio: ScratchFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memos are read in parts while a forked process looks for changes; once it has
+    told that nothing changed, no further part is read."""
+    from custsite import build as building
+    from custsite import memos
+
+    root = scratch_portfolio(FILES)
+    build(root)
+    asked: list[bool] = []
+    real = building._nothing_changed
+
+    def noted(*args: object) -> bool:
+        answer = real(*args)  # type: ignore[arg-type]
+        asked.append(answer)
+        return answer
+
+    monkeypatch.setattr(building, "_nothing_changed", noted)
+    monkeypatch.setattr(building, "load_memos", lambda path, stop: memos.load_memos(
+        path, stop=lambda: stop() or bool(time.sleep(0.05))))  # parts that take a while
+    assert build(root).fresh
+    assert asked[-1] is True and len(asked) < memos.FILE_PARTS + 4

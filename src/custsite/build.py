@@ -9,10 +9,12 @@ import gc
 import hashlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 from .cache import (
     ROW_SHARDS,
@@ -28,10 +30,10 @@ from .derive import Derived, derive, memo_key
 from .errors import Problem, Severity, ValidationFailed
 from .fitting import Fitter
 from .forking import Background
-from .freshness import code_version, fingerprint, forget, remember, up_to_date
+from .freshness import LastBuild, code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, still_kept, verify
-from .output import Direct, Level, prune_spares, turn, write_site
+from .output import Direct, Level, levelled_telling, prune_spares, turn, write_site
 from .sources import discover
 from .validate import MIN_PARALLEL_FILES, check_dates, load_portfolio
 
@@ -196,9 +198,10 @@ def check(root: Path, *, as_of: dt.date | None = None, cache: bool = False,
 
 def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
            problems_only: bool = False, seen: dict[str, Signature] | None = None,
-           memos_saved: bool = False) -> CheckResult:
+           memos_saved: bool = False, read: BuildMemos | None = None) -> CheckResult:
     """See `check`. `memos_saved`: the caller (a build) writes the memos returned, unless
-    they are to stay as they are (`memos_kept`)."""
+    they are to stay as they are (`memos_kept`). `read`: the memos, if the caller read them
+    already."""
     problems: list[Problem] = []
     config = load_config(root, problems)
     day = source_date(as_of, config.as_of)
@@ -209,7 +212,7 @@ def _check(root: Path, as_of: dt.date | None, cache: bool, jobs: int | None,
     # start from what it derived, `validate` from nothing. The memos' path holds the key the
     # records were converted with: the same custsite.yaml.
     path = memos_path(config, store.key)
-    found = load_memos(path)
+    found = read if read is not None else load_memos(path)
     memos = found if cache else None
     before = dict(found.files)  # as the memos kept have them
     if before:
@@ -254,39 +257,82 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
     config = load_config(root, config_problems)
     day = source_date(as_of, config.as_of)
     out = output if output is not None else root / config.paths.output
-    seen: dict[str, Signature] = {}  # each file's signature, taken for the fingerprint
+    # The portfolio stays alive to the end: nothing for the collector. The site's turn is
+    # this build's from here (see output.turn).
+    with paused_gc(), turn(out.parent) if out.parent.is_dir() else contextlib.nullcontext():
+        # A forked process looks at every file the site is made from and tells whether any
+        # changed (see freshness), then levels the spare with the live site (see Level);
+        # this one reads the last build's memos meanwhile, and stops if nothing changed.
+        # The cache files it reads are checked by another forked process (see check_ahead).
+        # Both are forked while this one is small.
+        planned = Level.plan(out, spare_site(config, out))
+        looking = Background(partial(_look, config, day, out, planned,
+                                     again=bool(config_problems)), telling=True)
+        levelled = Level(*planned, looking, told_as=1) if planned is not None else None
+        try:
+            with check_ahead(cache_files(config)):
+                memos = load_memos(memos_path(config, conversion_key(config)),
+                                   stop=partial(_nothing_changed, looking, config_problems))
+                stamp, seen, last = _looked(looking, config, day, out)
+                if last is not None and not config_problems:
+                    problems = list(last.problems)
+                    if any(p.severity is Severity.ERROR or strict for p in problems):
+                        raise ValidationFailed(problems)
+                    return BuildResult(out, last.files, last.contacts, day, problems,
+                                       fresh=True)
+                return _build(root, config, day, out, stamp, as_of, strict, jobs, seen,
+                              levelled, memos)
+        finally:
+            looking.cancel()  # done, or stopped: a failed build writes nothing
+
+
+# What the forked process of `_look` tells first: the fingerprint of the site's inputs, the
+# signature of each file it looked at (see freshness.fingerprint), and the last build if it
+# made the very same site.
+Looked = tuple[str, dict[str, Signature], LastBuild | None]
+
+
+def _look(config: Config, day: dt.date, out: Path, planned: tuple[Path, Path] | None,
+          tell: Callable[[object], None], *, again: bool = False) -> bool:
+    """Tell what `Looked` holds; then, unless nothing changed (or `again`, whatever did),
+    level the spare `planned` (see output.Level), telling the live site's listing."""
+    seen: dict[str, Signature] = {}
     stamp = fingerprint(config, day, out, seen)
     last = up_to_date(config, stamp, out)
-    if last is not None and not config_problems:
-        problems = list(last.problems)
-        if any(p.severity is Severity.ERROR or strict for p in problems):
-            raise ValidationFailed(problems)
-        return BuildResult(out, last.files, last.contacts, day, problems, fresh=True)
-    # The portfolio stays alive to the end: nothing for the collector. The site's turn is
-    # this build's from here: the spare is levelled with the live site meanwhile (see Level).
-    with paused_gc(), turn(out.parent) if out.parent.is_dir() else contextlib.nullcontext():
-        levelled = Level.start(out, spare_site(config, out))
-        try:
-            # The cache files it reads are checked by a forked process meanwhile (see
-            # check_ahead), forked while this one is small, as the spare's is.
-            with check_ahead(cache_files(config)):
-                return _build(root, config, day, out, stamp, as_of, strict, jobs, seen,
-                              levelled)
-        finally:
-            if levelled is not None:
-                levelled.cancel()  # done, or stopped: a failed build writes nothing
+    tell((stamp, seen, last))
+    if (last is not None and not again) or planned is None:
+        return False
+    return levelled_telling(*planned, tell)
+
+
+def _nothing_changed(looking: Background, config_problems: list[Problem]) -> bool:
+    """Whether the forked process of `_look` told already that the site is as it would be
+    made."""
+    found = looking.told(0) if looking.heard(0) else None
+    return isinstance(found, tuple) and found[2] is not None and not config_problems
+
+
+def _looked(looking: Background, config: Config, day: dt.date, out: Path) -> Looked:
+    """What `_look` told (waiting for it); looked at here if it failed."""
+    found = looking.told(0)
+    if isinstance(found, tuple):
+        return cast("Looked", found)
+    seen: dict[str, Signature] = {}
+    stamp = fingerprint(config, day, out, seen)
+    return stamp, seen, up_to_date(config, stamp, out)
 
 
 def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
            as_of: dt.date | None, strict: bool, jobs: int | None,
-           seen: dict[str, Signature], levelled: Level | None) -> BuildResult:
+           seen: dict[str, Signature], levelled: Level | None,
+           read: BuildMemos) -> BuildResult:
     # Rendering is imported only by builds that render: `validate` and builds with nothing
     # to do start faster without Jinja and Markdown.
     from .parallel import render_pages
     from .render import CompiledTemplates, kept_figures, rendered_notes
     from .reuse import RowStore, page_hashes, remember_pages, reusable
 
-    result = _check(root, as_of, True, jobs, seen=seen, memos_saved=True)  # see build
+    result = _check(root, as_of, True, jobs, seen=seen, memos_saved=True, read=read)
     memos = result.memos
     saving: Background | None = None
     writing = result.writing

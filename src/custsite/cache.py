@@ -18,7 +18,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -296,17 +296,41 @@ def read_signed_pickle(path: Path, secret: bytes | None = None) -> object:
     then unpickled, as it is read, never held in memory whole (the kept rows and notes are
     tens of megabytes at 10,000 contacts, the memos at 100,000); or, when checked ahead
     (see check_ahead), taken as it was checked."""
+    signed = _signed_file(path, secret)
+    if signed is None:
+        return None
+    try:
+        with signed as data:
+            return pickle.load(data)  # signed by us: made by this code
+    except Exception:
+        return None
+
+
+def _signed_file(path: Path, secret: bytes | None = None) -> BinaryIO | None:
+    """The cache file at `path` opened at the start of its payload, checked ahead (see
+    check_ahead) or here; None when missing or not signed by this user's key."""
     ahead = _AHEAD.take(path) if _AHEAD is not None else _NOT_AHEAD
     if ahead is _NOT_AHEAD:
         secret = secret or _secret()
         ahead = _checked(path, secret) if secret is not None else None
-    if ahead is None:
-        return None
-    try:
-        with ahead as data:
-            return pickle.load(data)  # signed by us: made by this code
-    except Exception:
-        return None
+    return cast("BinaryIO | None", ahead)
+
+
+def read_signed_pickles(path: Path) -> Generator[object, None, None]:
+    """The objects `write_signed` kept with one pickler, dumped one after the other (what
+    they share stays shared), as each is read; none when missing or not signed by this
+    user's key, and no more once one cannot be loaded. Checked as `read_signed_pickle`."""
+    signed = _signed_file(path)
+    if signed is None:
+        return
+    with signed as data:
+        unpickler = pickle.Unpickler(data)  # signed by us: made by this code
+        while True:
+            try:
+                found = unpickler.load()
+            except Exception:  # the end, or a part not loadable
+                return
+            yield found
 
 
 READ_CHUNK = 1 << 20

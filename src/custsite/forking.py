@@ -251,9 +251,9 @@ class Background:
     returns what the work returned (pickled back through a pipe), or None if it failed.
     Nothing of the work is kept here: what it holds is this process's to let go of.
 
-    Work started `telling` is given a function to tell, once, what it found before it is
-    done (see `told`): the levelling of a spare names the live site's files long before it
-    has linked them."""
+    Work started `telling` is given a function to tell what it found before it is done, as
+    often as it has news (see `told`): the levelling of a spare names the live site's files
+    long before it has linked them."""
 
     def __init__(self, work: Callable[..., object], *, here: bool = False,
                  telling: bool = False) -> None:
@@ -263,11 +263,10 @@ class Background:
         self.reader: Connection | None = None
         self.result: object = None
         self.finished = False
-        self.news: object = None  # what the work told (see `told`)
-        self.heard = False
+        self.news: list[object] = []  # what the work told, in order (see `told`)
         if here or not can_fork():
-            self.result = _quietly(partial(work, self._hear) if telling else work)
-            self.finished = self.heard = True
+            self.result = _quietly(partial(work, self.news.append) if telling else work)
+            self.finished = True
             return
         reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
         _flush()  # else the child flushes them again
@@ -276,18 +275,19 @@ class Background:
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:
                 reader.close()
-                telling_thread: list[threading.Thread] = []
+                # Sent by a thread, in order: a large answer fills the pipe until this
+                # process reads it, which may be long after; the work goes on meanwhile.
+                outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+                sending = threading.Thread(target=_send_all, args=(writer, outbox))
 
                 def tell(news: object) -> None:
-                    # Sent by a thread: a large answer fills the pipe until this process
-                    # reads it, which may be long after; the work goes on meanwhile.
-                    sending = threading.Thread(target=_quietly,
-                                               args=(partial(writer.send, (_TOLD, news)),))
-                    sending.start()
-                    telling_thread.append(sending)
+                    if not sending.is_alive():
+                        sending.start()
+                    outbox.put(news)
 
                 made = _quietly(partial(work, tell) if telling else work)
-                for sending in telling_thread:
+                if sending.is_alive():
+                    outbox.put(_END)
                     sending.join()
                 with contextlib.suppress(Exception):
                     writer.send((_MADE, made))
@@ -295,9 +295,6 @@ class Background:
                 os._exit(0)
         writer.close()
         self.pid, self.reader = pid, reader
-
-    def _hear(self, news: object) -> None:
-        self.news, self.heard = news, True
 
     def _receive(self) -> None:
         """Take the next message of the work (waiting for it); its end, if there is none."""
@@ -307,22 +304,27 @@ class Background:
         except Exception:  # ended without an answer: None
             kind, value = _MADE, None
         if kind == _TOLD:
-            self._hear(value)
+            self.news.append(value)
             return
-        self.result, self.finished, self.heard = value, True, True
+        self.result, self.finished = value, True
         self.reader.close()
         self.reader = None
 
-    def told(self) -> object:
-        """What the work told before it was done (waiting for it); None if it told nothing
-        and is done."""
-        while not self.heard:
+    def told(self, k: int = 0) -> object:
+        """The k-th news the work told (waiting for it); None if it is done without telling
+        that much."""
+        while len(self.news) <= k and not self.finished:
             self._receive()
-        return self.news
+        return self.news[k] if len(self.news) > k else None
 
-    def done(self) -> bool:
-        """Whether the work is over: `wait` would not wait."""
-        while not self.finished:
+    def heard(self, k: int = 0) -> bool:
+        """Whether `told(k)` would not wait."""
+        return self._received(lambda: len(self.news) > k)
+
+    def _received(self, enough: Callable[[], bool]) -> bool:
+        """Take the messages the work already sent until `enough` holds; whether it does, or
+        the work is over."""
+        while not enough() and not self.finished:
             try:
                 if self.reader is None or not self.reader.poll(0):
                     return False
@@ -330,6 +332,10 @@ class Background:
                 return True
             self._receive()
         return True
+
+    def done(self) -> bool:
+        """Whether the work is over: `wait` would not wait."""
+        return self._received(lambda: False)
 
     def wait(self) -> object:
         while not self.finished:
@@ -350,6 +356,12 @@ class Background:
 
 
 _TOLD, _MADE = "told", "made"  # the messages of a Background's work: what it told, made
+_END = object()  # the end of what the work tells (see Background)
+
+
+def _send_all(writer: Connection, outbox: queue.SimpleQueue[object]) -> None:
+    while (news := outbox.get()) is not _END:
+        _quietly(partial(writer.send, (_TOLD, news)))
 
 
 def _quietly(work: Callable[[], object]) -> object:

@@ -301,6 +301,12 @@ def level(spare: Path, live: Path,
     return True if tell is not None else (live_dirs, live_files)
 
 
+def levelled_telling(spare: Path, live: Path, tell: Callable[[Listing], None]) -> bool:
+    """`level` the spare, telling the live site's listing: whether it did (see
+    Level.listing)."""
+    return level(spare, live, tell) is True
+
+
 @dataclass
 class Level:
     """The spare being levelled with the live site (see `level`) by a forked process while
@@ -311,12 +317,14 @@ class Level:
     spare: Path
     live: Path
     work: Background
+    told_as: int = 0  # which news of the work is the live site's listing (see `level`)
 
-    @classmethod
-    def start(cls, out: Path, spare: Path | None) -> Level | None:
-        """Level the spare of `out`, when the next write will go through it (see
-        _write_locked); the caller holds the output folder's turn. A site with no spare yet
-        (the first build made none: see _write_locked) gets one here, made from nothing."""
+    @staticmethod
+    def plan(out: Path, spare: Path | None) -> tuple[Path, Path] | None:
+        """The spare of `out` to level and the live site, when the next write will go
+        through that spare (see _write_locked); None when it will not. A site with no spare
+        yet (the first build made none: see _write_locked) gets an empty one, which the
+        levelling makes from nothing. The caller holds the output folder's turn."""
         out = out.resolve()
         usable = _usable_spare(spare, out) if out.parent.is_dir() else None
         if usable is None or not (out / MARKER).is_file() or not can_fork():
@@ -325,7 +333,15 @@ class Level:
             usable.mkdir(exist_ok=True)
         except OSError:
             return None
-        return cls(usable, out, Background(partial(level, usable, out), telling=True))
+        return usable, out
+
+    @classmethod
+    def start(cls, out: Path, spare: Path | None) -> Level | None:
+        """Level the spare of `out` (see `plan`), in a forked process."""
+        planned = cls.plan(out, spare)
+        if planned is None:
+            return None
+        return cls(*planned, Background(partial(levelled_telling, *planned), telling=True))
 
     def listing(self) -> Listing | None:
         """What the spare holds, as the live site: None if levelling it failed."""
@@ -334,7 +350,7 @@ class Level:
     def live_listing(self) -> Listing | None:
         """What the live site holds (its folders, and its files' inodes), as soon as the
         levelling process has looked: long before a spare made from nothing is levelled."""
-        found = self.work.told()
+        found = self.work.told(self.told_as)
         return found if isinstance(found, tuple) else None
 
     def ready(self) -> bool:
