@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping
 from functools import partial
@@ -399,9 +400,13 @@ class _Ahead:
                 data.close()
         self.files.clear()
         if self.reader is not None:
-            os.close(self.reader)  # the process, if still checking, ends writing to it
+            os.close(self.reader)
             self.reader = None
         if self.pid:
+            # Still checking files no one will read (a build with nothing to do stops
+            # early): it only reads, and is stopped wherever it is.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
             self.pid = 0

@@ -4,9 +4,10 @@ After an edit, most of a warm build was making again what the last one had made:
 portfolio assembled, every contact derived and its page hashed anew, for one changed file.
 The dev server avoids this by keeping its `Session` memos in memory (validate.AssembleMemo,
 derive.DeriveMemo: results reused while their inputs are the very same objects). A build
-keeps the same memos in the cache folder, in one signed pickle (one, so that the objects
-they share stay shared when read back: the memos' identity checks hold), with the converted
-files they were made from, records and all; the next build reads only the files that
+keeps the same memos in the cache folder, in one signed file pickled by one pickler (so
+that the objects they share stay shared when read back: the memos' identity checks hold),
+in parts (see FILE_PARTS), with the converted files they were made from, records and all;
+the next build reads only the files that
 changed and derives only what they touch, exactly as the dev server does. The memos are
 written by a forked process while the build renders. (They once named the files of the
 record store rather than holding them: a build then read both, and the naming, a call per
@@ -22,8 +23,8 @@ After a small edit the memos are not written again (see still_kept): the memos k
 earlier ones, still good, since what they hold is taken by identity with what is read; the
 next build reads the few files changed since from the record store, which keeps what a
 build converted while its memos were left as they were (see cache.RecordStore), and derives
-their contacts again. Once more files changed, or interactions or a persona, the memos are written
-anew.
+their contacts again. Once more files changed, or interactions or a persona, the memos are
+written anew.
 """
 from __future__ import annotations
 
