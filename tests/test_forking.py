@@ -222,3 +222,14 @@ def test_work_tells_its_news_in_order_and_is_heard_without_waiting(tmp_path: Pat
     assert work.told(1) == "x" * 1_000_000 and work.heard(1)
     assert work.wait() == "made"
     assert work.told(2) is None and work.heard(2)
+
+
+def test_yielding_work_gives_way_to_this_process() -> None:
+    """Work started `yielding` runs at a lower priority (a higher nice value) than this
+    process, which is left as it was."""
+    from custsite.forking import YIELDING
+
+    mine = os.nice(0)
+    work = Background(lambda: os.nice(0), yielding=True)
+    assert work.wait() == min(mine + YIELDING, 19)
+    assert Background(lambda: os.nice(0)).wait() == mine == os.nice(0)

@@ -267,7 +267,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         # Both are forked while this one is small.
         planned = Level.plan(out, spare_site(config, out))
         looking = Background(partial(_look, config, day, out, planned,
-                                     again=bool(config_problems)), telling=True)
+                                     again=bool(config_problems)), telling=True,
+                             yielding=True)
         levelled = Level(*planned, looking, told_as=1) if planned is not None else None
         try:
             with check_ahead(cache_files(config)):

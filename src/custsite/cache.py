@@ -364,6 +364,7 @@ class _Ahead:
         if self.pid == 0:  # the checking process: nothing else runs in it
             try:
                 os.close(reader)
+                forking.give_way()
                 for _, data in self.files.values():
                     good = data is not None and _signed_readable(data, secret)
                     os.write(writer, b"\1" if good else b"\0")
