@@ -7,12 +7,11 @@ derive.DeriveMemo: results reused while their inputs are the very same objects).
 keeps the same memos in the cache folder, in one signed file pickled by one pickler (so
 that the objects they share stay shared when read back: the memos' identity checks hold),
 in parts (see FILE_PARTS), with the converted files they were made from, records and all;
-the next build reads only the files that
-changed and derives only what they touch, exactly as the dev server does. The memos are
-written by a forked process while the build renders. (They once named the files of the
-record store rather than holding them: a build then read both, and the naming, a call per
-record, cost as much to read as the memos' own contents: 0.47 s against 0.33 s at 10,000
-contacts.)
+the next build reads only the files that changed and derives only what they touch, exactly
+as the dev server does. The memos are written by a forked process while the build renders.
+(They once named the files of the record store rather than holding them: a build then read
+both, and the naming, a call per record, cost as much to read as the memos' own contents:
+0.47 s against 0.33 s at 10,000 contacts.)
 
 A kept file is trusted by its signature (modification time, size, inode) only if that was
 settled when it was read, like the record store (see cache.SETTLED_NS); any other is read
