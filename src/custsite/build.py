@@ -272,15 +272,19 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         levelled = Level(*planned, looking, told_as=1) if planned is not None else None
         try:
             with check_ahead(cache_files(config)):
+                read: list[object] = []
                 memos = load_memos(memos_path(config, conversion_key(config)),
-                                   stop=partial(_nothing_changed, looking, config_problems))
+                                   stop=partial(_nothing_changed, looking, config_problems),
+                                   read=read)
                 stamp, seen, last = _looked(looking, config, day, out)
                 if last is not None and not config_problems:
+                    leave_to_exit(read)
                     problems = list(last.problems)
                     if any(p.severity is Severity.ERROR or strict for p in problems):
                         raise ValidationFailed(problems)
                     return BuildResult(out, last.files, last.contacts, day, problems,
                                        fresh=True)
+                read.clear()  # what the memos still hold of it stays
                 return _build(root, config, day, out, stamp, as_of, strict, jobs, seen,
                               levelled, memos)
         finally:
