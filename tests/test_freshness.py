@@ -3,6 +3,7 @@ from builds again."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,7 +124,17 @@ def test_a_build_with_nothing_to_do_stops_reading_its_memos(
         return answer
 
     monkeypatch.setattr(building, "_nothing_changed", noted)
-    monkeypatch.setattr(building, "load_memos", lambda path, stop: memos.load_memos(
-        path, stop=lambda: stop() or bool(time.sleep(0.05))))  # parts that take a while
+    def reading(path: Path, stop: Callable[[], bool], read: list[object]) -> memos.BuildMemos:
+        asks = itertools.count()  # the first part always read; each a while after it
+
+        def slowly() -> bool:
+            return next(asks) > 0 and (stop() or bool(time.sleep(0.05)))
+
+        return memos.load_memos(path, stop=slowly, read=read)
+
+    monkeypatch.setattr(building, "load_memos", reading)
+    monkeypatch.setattr(building, "LEFT_TO_EXIT", [])  # as under the console entry point
     assert build(root).fresh
     assert asked[-1] is True and len(asked) < memos.FILE_PARTS + 4
+    # What was read before it stopped is left to the exit, not freed object by object.
+    assert any(isinstance(part, list) for part in building.LEFT_TO_EXIT)
