@@ -166,11 +166,13 @@ def _dependency(derived: Derived, memo: ContactHashes, everywhere: str) -> tuple
         return made
 
     def sorted_hashes(keys: Collection[str]) -> list[str]:
-        # Looked up in C, each key made only if it is new: the lists name 70,000 keys.
+        # Looked up in C, each key made only if it is new: the lists name 70,000 keys. The
+        # new ones (a list's segment, say) are found in C too, not by a pass over them all.
         found = list(map(known.get, keys))
         if None in found:
-            found = [digest if digest is not None else of(key)
-                     for digest, key in zip(found, keys, strict=True)]
+            for key in (keys if isinstance(keys, frozenset) else set(keys)).difference(known):
+                of(key)
+            found = list(map(known.get, keys))
         done = cast("list[str]", found)  # none is left
         done.sort()
         return done
