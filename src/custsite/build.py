@@ -7,6 +7,7 @@ import ctypes
 import datetime as dt
 import gc
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive, memo_key
 from .errors import Problem, Severity, ValidationFailed
 from .fitting import Fitter
-from .forking import Background
+from .forking import Background, give_way
 from .freshness import LastBuild, code_version, fingerprint, forget, remember, up_to_date
 from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, still_kept, verify
@@ -266,9 +267,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         # The cache files it reads are checked by another forked process (see check_ahead).
         # Both are forked while this one is small.
         planned = Level.plan(out, spare_site(config, out))
-        looking = Background(partial(_look, config, day, out, planned,
-                                     again=bool(config_problems)), telling=True,
-                             yielding=True)
+        looking = Background(partial(_look, config, day, out, planned, os.getpid(),
+                                     again=bool(config_problems)), telling=True)
         levelled = Level(*planned, looking, told_as=1) if planned is not None else None
         try:
             with check_ahead(cache_files(config)):
@@ -298,15 +298,20 @@ Looked = tuple[str, dict[str, Signature], LastBuild | None]
 
 
 def _look(config: Config, day: dt.date, out: Path, planned: tuple[Path, Path] | None,
-          tell: Callable[[object], None], *, again: bool = False) -> bool:
+          builder: int, tell: Callable[[object], None], *, again: bool = False) -> bool:
     """Tell what `Looked` holds; then, unless nothing changed (or `again`, whatever did),
-    level the spare `planned` (see output.Level), telling the live site's listing."""
+    level the spare `planned` (see output.Level), telling the live site's listing. Forked
+    from the `builder` process, it gives way to it once it told whether anything changed:
+    what it told decides whether there is a build at all (at 100,000 contacts, looking took
+    seconds), what it does next the build only needs when it writes."""
     seen: dict[str, Signature] = {}
     stamp = fingerprint(config, day, out, seen)
     last = up_to_date(config, stamp, out)
     tell((stamp, seen, last))
     if (last is not None and not again) or planned is None:
         return False
+    if os.getpid() != builder:
+        give_way()
     return levelled_telling(*planned, tell)
 
 
