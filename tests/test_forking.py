@@ -224,12 +224,16 @@ def test_work_tells_its_news_in_order_and_is_heard_without_waiting(tmp_path: Pat
     assert work.told(2) is None and work.heard(2)
 
 
-def test_yielding_work_gives_way_to_this_process() -> None:
-    """Work started `yielding` runs at a lower priority (a higher nice value) than this
+def test_a_forked_process_gives_way_to_this_one() -> None:
+    """Forked work that gives way runs at a lower priority (a higher nice value) than this
     process, which is left as it was."""
-    from custsite.forking import YIELDING
+    from custsite.forking import YIELDING, give_way
 
     mine = os.nice(0)
-    work = Background(lambda: os.nice(0), yielding=True)
-    assert work.wait() == min(mine + YIELDING, 19)
+
+    def yielding() -> int:
+        give_way()
+        return os.nice(0)
+
+    assert Background(yielding).wait() == min(mine + YIELDING, 19)
     assert Background(lambda: os.nice(0)).wait() == mine == os.nice(0)

@@ -244,14 +244,14 @@ def raise_reported(kind: str, payload: Any) -> None:
 
 
 
-# How far a forked process that works beside this one's own work gives way to it (a nice
-# value): on two cores, the build reading its memos shared one with the process looking for
-# changes and the one checking the cache files, and took a quarter longer.
+# How far a forked process whose work is not yet needed gives way to the one it was forked
+# from (a nice value): on two cores, the build reading its memos shared one with the process
+# levelling the spare and the one checking the cache files, and took a quarter longer.
 YIELDING = 10
 
 
 def give_way() -> None:
-    """Let this (forked) process give way to the one it works beside (see YIELDING)."""
+    """Let this forked process give way to the one it works beside (see YIELDING)."""
     with contextlib.suppress(OSError, AttributeError):
         os.nice(YIELDING)
 
@@ -268,10 +268,9 @@ class Background:
     long before it has linked them."""
 
     def __init__(self, work: Callable[..., object], *, here: bool = False,
-                 telling: bool = False, yielding: bool = False) -> None:
+                 telling: bool = False) -> None:
         """`here`: do it at once in this process (small work: forking a large process, and
-        copying each page either process writes while both run, costs more). `yielding`:
-        the forked process gives way to this one on a busy core (see YIELDING)."""
+        copying each page either process writes while both run, costs more)."""
         self.pid: int | None = None
         self.reader: Connection | None = None
         self.result: object = None
@@ -288,8 +287,6 @@ class Background:
         if pid == 0:  # pragma: no cover - the forked process (coverage does not follow it)
             try:
                 reader.close()
-                if yielding:
-                    give_way()
                 # Sent by a thread, in order: a large answer fills the pipe until this
                 # process reads it, which may be long after; the work goes on meanwhile.
                 outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
