@@ -3,6 +3,7 @@ across versions or when damaged."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import pickle
@@ -794,3 +795,34 @@ def test_what_a_build_made_is_left_to_the_exit_only_when_the_process_ends_after_
     gc.collect()
     kept = seen[-1]()
     assert kept is not None and any(made is kept for made in building.LEFT_TO_EXIT)
+
+
+def test_parts_pickled_one_after_the_other_read_back_sharing_what_they_share(
+        tmp_path: Path) -> None:
+    """The memos are pickled in parts by one pickler (see memos.FILE_PARTS): read back part
+    by part, an object two parts hold is one object again; a file signed by no one gives
+    nothing, checked ahead or not; reading stops at a part that cannot be loaded."""
+    from custsite import cache
+
+    shared = ["shared"]
+    kept, forged = tmp_path / "kept.pickle", tmp_path / "forged.pickle"
+
+    def parts(out: Any) -> None:
+        pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+        for part in ({"a": shared}, [shared, 2], "last"):
+            pickler.dump(part)
+
+    assert cache.write_signed(kept, parts)
+    forged.write_bytes(bytes(32) + pickle.dumps("planted") + pickle.dumps("again"))
+    for ahead in (False, True):
+        with cache.check_ahead([kept, forged]) if ahead else contextlib.nullcontext():
+            first, second, last = cache.read_signed_pickles(kept)
+            assert first["a"] is second[0] and second == [["shared"], 2] and last == "last"
+            assert list(cache.read_signed_pickles(forged)) == []
+    payload = kept.read_bytes()
+    kept.write_bytes(payload[:-4])  # the last part cut short, and so no longer signed
+    assert list(cache.read_signed_pickles(kept)) == []
+    # Signed, but the second part names a module no longer there (an older checkout's).
+    gone = pickle.dumps(1, protocol=0) + b"cno_such_module\nthing\n." + pickle.dumps(3)
+    assert cache.write_signed(kept, lambda out: out.write(gone))
+    assert list(cache.read_signed_pickles(kept)) == [1]
