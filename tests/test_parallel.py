@@ -141,3 +141,21 @@ def test_a_cold_build_has_its_pages_written_by_the_processes_rendering_them(
     shutil.rmtree(alone / ".custsite-cache")
     build(alone, as_of=AS_OF, jobs=1)
     assert digest(root / "site") == digest(alone / "site")
+
+
+def test_the_first_process_takes_pages_from_the_front_the_others_from_the_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first rendering process takes the list pages and the data files from the front,
+    the others contacts' pages from the back, until they meet (see parallel._work): the
+    table rows, data records and CSV lines the lists are joined from are made by one
+    process, not by every process that renders a list."""
+    import multiprocessing
+
+    monkeypatch.setattr(parallel, "CHUNK", 3)
+    taken = multiprocessing.get_context("fork").Array("i", [0, 10])
+    assert parallel._next_chunk(taken, front=True) == (0, 3)
+    assert parallel._next_chunk(taken, front=False) == (7, 10)
+    assert parallel._next_chunk(taken, front=False) == (4, 7)
+    assert parallel._next_chunk(taken, front=True) == (3, 4)
+    assert parallel._next_chunk(taken, front=True) is None
+    assert parallel._next_chunk(taken, front=False) is None
