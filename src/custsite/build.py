@@ -31,7 +31,15 @@ from .derive import Derived, derive, memo_key
 from .errors import Problem, Severity, ValidationFailed
 from .fitting import Fitter
 from .forking import Background, give_way
-from .freshness import LastBuild, code_version, fingerprint, forget, remember, up_to_date
+from .freshness import (
+    LastBuild,
+    code_version,
+    fingerprint,
+    forget,
+    last_recorded,
+    remember,
+    up_to_date,
+)
 from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, still_kept, verify
 from .output import Direct, Level, levelled_telling, prune_spares, turn, write_site
@@ -276,6 +284,12 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
                 memos = load_memos(memos_path(config, conversion_key(config)),
                                    stop=partial(_nothing_changed, looking, config_problems),
                                    read=read)
+                if not memos.files and not last_recorded(config):
+                    # Nothing recorded to be the same as (a cold build): no need to wait
+                    # for the looking process, whose fingerprint is needed only at the end.
+                    return _build(root, config, day, out,
+                                  partial(_looked, looking, config, day, out), as_of, strict,
+                                  jobs, {}, levelled, memos)
                 stamp, seen, last = _looked(looking, config, day, out)
                 if last is not None and not config_problems:
                     leave_to_exit(read)
@@ -285,8 +299,8 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
                     return BuildResult(out, last.files, last.contacts, day, problems,
                                        fresh=True)
                 read.clear()  # what the memos still hold of it stays
-                return _build(root, config, day, out, stamp, as_of, strict, jobs, seen,
-                              levelled, memos)
+                return _build(root, config, day, out, lambda: (stamp, seen, last), as_of,
+                              strict, jobs, seen, levelled, memos)
         finally:
             looking.cancel()  # done, or stopped: a failed build writes nothing
 
@@ -332,10 +346,12 @@ def _looked(looking: Background, config: Config, day: dt.date, out: Path) -> Loo
     return stamp, seen, up_to_date(config, stamp, out)
 
 
-def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
+def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable[[], Looked],
            as_of: dt.date | None, strict: bool, jobs: int | None,
            seen: dict[str, Signature], levelled: Level | None,
            read: BuildMemos) -> BuildResult:
+    """See `build`: `looked`, what the looking process told (see `_look`), asked for at the
+    end; `seen`, the signatures it took, if known by then."""
     # Rendering is imported only by builds that render: `validate` and builds with nothing
     # to do start faster without Jinja and Markdown.
     from .parallel import render_pages
@@ -383,7 +399,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, stamp: str,
         remember_pages(config, hashes, out)
         kept_rows.save(rows)
         notes.save()
-        remember(config, stamp, out, count, contacts, problems)
+        remember(config, looked()[0], out, count, contacts, problems)
     finally:
         for work in (saving, writing):
             if work is not None:

@@ -108,6 +108,11 @@ def folder_id(output: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if (output / MARKER).is_file() else None
 
 
+def last_recorded(config: Config) -> bool:
+    """Whether a last build is recorded at all (`up_to_date` may find it the same)."""
+    return _state_path(config).is_file()
+
+
 def up_to_date(config: Config, stamp: str, output: Path) -> LastBuild | None:
     """The last build, when the site at `output` is exactly what this build would write."""
     data = read_json(_state_path(config))
