@@ -826,3 +826,39 @@ def test_parts_pickled_one_after_the_other_read_back_sharing_what_they_share(
     gone = pickle.dumps(1, protocol=0) + b"cno_such_module\nthing\n." + pickle.dumps(3)
     assert cache.write_signed(kept, lambda out: out.write(gone))
     assert list(cache.read_signed_pickles(kept)) == [1]
+
+
+def test_a_cold_build_leaves_the_pages_hashes_to_the_process_writing_the_memos(
+        scratch_portfolio: ScratchFactory, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No page of a cold build can be kept, so its pages' hashes (for the next build) are
+    made by the process writing the memos, not before the pages are rendered; the next build
+    keeps every page but those an edit changed. A build after an edit hashes them itself."""
+    from custsite import reuse
+    from custsite.render import Renderer
+
+    where = tmp_path / "hashed-in"
+    real = reuse.page_hashes
+
+    def noted(*args: Any) -> dict[str, str]:
+        with where.open("a") as log:
+            log.write(f"{os.getpid()}\n")
+        return real(*args)
+
+    monkeypatch.setattr(reuse, "page_hashes", noted)
+    root = scratch_portfolio(FILES)
+    build(root)
+    assert os.getpid() not in map(int, where.read_text().split())  # another process's
+    rendered: list[str] = []
+    page = Renderer.page
+
+    def counted(self: Renderer, spec: Any) -> Any:
+        rendered.append(spec.path)
+        return page(self, spec)
+
+    monkeypatch.setattr(Renderer, "page", counted)
+    (root / "records/customers/bob.yaml").write_text("name: Bob Stoner\n")
+    build(root)
+    assert "customers/bob/index.html" in rendered and "customers/ann/index.html" not in rendered
+    assert where.read_text().split()[-1] == str(os.getpid())
+    assert _tree(root / "site") == _tree(_built_cold(root, tmp_path))

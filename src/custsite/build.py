@@ -311,6 +311,17 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
 Looked = tuple[str, dict[str, Signature], LastBuild | None]
 
 
+def _hashed(derived: Derived, memos: BuildMemos) -> dict[str, str]:
+    """The hashes of the pages (see reuse.page_hashes) and the dashboard's figures, into
+    the memos about to be written; the hashes."""
+    from .render import kept_figures
+    from .reuse import page_hashes
+
+    hashes = page_hashes(derived, memos.pages)
+    memos.figures = kept_figures(None, derived)
+    return hashes
+
+
 def _look(config: Config, day: dt.date, out: Path, planned: tuple[Path, Path] | None,
           builder: int, tell: Callable[[object], None], *, again: bool = False) -> bool:
     """Tell what `Looked` holds; then, unless nothing changed (or `again`, whatever did),
@@ -356,7 +367,7 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable
     # to do start faster without Jinja and Markdown.
     from .parallel import render_pages
     from .render import CompiledTemplates, kept_figures, rendered_notes
-    from .reuse import RowStore, page_hashes, remember_pages, reusable
+    from .reuse import RowStore, none_reusable, page_hashes, remember_pages, reusable
 
     result = _check(root, as_of, True, jobs, seen=seen, memos_saved=True, read=read)
     memos = result.memos
@@ -365,14 +376,23 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable
     try:
         failed = result.failed(strict=strict)
         derived = result.derived if failed else with_changes(result)  # git: for pages only
-        hashes = {} if failed else page_hashes(derived, memos.pages if memos else None)
-        figures = None if failed else kept_figures(memos.figures if memos else None, derived)
-        if memos is not None and result.memos_path is not None and not result.memos_kept:
+        saved = memos is not None and result.memos_path is not None and not result.memos_kept
+        # When no page can be kept (a cold build), the pages' hashes and the dashboard's
+        # figures are needed only for the next build: the process writing the memos makes
+        # them (a second of a cold build, off its path), the dashboard its own figures.
+        later = saved and not failed and none_reusable(config)
+        hashes = {} if failed or later else page_hashes(derived,
+                                                        memos.pages if memos else None)
+        figures = None if failed or later else kept_figures(memos.figures if memos else None,
+                                                            derived)
+        if saved:
+            assert memos is not None and result.memos_path is not None
             # Written while this build renders (or reports its errors).
             memos.figures = figures
             if failed:
                 memos.pages = {}
-            saving = save_memos(result.memos_path, memos, result.read_since)
+            saving = save_memos(result.memos_path, memos, result.read_since,
+                                partial(_hashed, derived) if later else None)
             memos = None
         if failed:
             raise ValidationFailed(result.problems)
@@ -388,7 +408,9 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable
         direct = Direct()  # a cold build's pages are written by the processes rendering them
         pages = render_pages(derived, notes, jobs, keep, rows, compiled, direct)
         # From here on, only the rendering holds the portfolio: rendered in other processes, it
-        # is freed here (a third of the largest process's memory).
+        # is freed here (a third of the largest process's memory), unless its pages' hashes
+        # are still to come.
+        hashing: Derived | None = derived if later else None
         del derived, result
         with frozen_gc():  # pages are written as they are rendered: the site is never all in memory
             spare = spare_site(config, out)
@@ -396,6 +418,11 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable
                                levelled=levelled)
         prune_spares(spare.parent, SPARE_PREFIX, keep=spare)
         compiled.prune()
+        if hashing is not None:
+            assert saving is not None
+            made = saving.wait()  # the hashes, made by the process writing the memos
+            hashes = made if isinstance(made, dict) else page_hashes(hashing, None)
+            kept_rows.hashed(hashing, hashes)
         remember_pages(config, hashes, out)
         kept_rows.save(rows)
         notes.save()
@@ -404,5 +431,5 @@ def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable
         for work in (saving, writing):
             if work is not None:
                 work.wait()  # the next build finds the memos and the records complete
-    leave_to_exit(memos, kept_rows, rows)  # the portfolio, when the memos are kept
+    leave_to_exit(memos, kept_rows, rows, hashing)  # the portfolio, when the memos are kept
     return BuildResult(out, count, contacts, day, problems)

@@ -208,18 +208,22 @@ def verify(memos: BuildMemos, sources: list[SourceFile], config: Config,
                 del memos.files[source.rel]
 
 
-def save_memos(path: Path, memos: BuildMemos, read_since: int) -> Background:
+def save_memos(path: Path, memos: BuildMemos, read_since: int,
+               first: Callable[[BuildMemos], object] | None = None) -> Background:
     """Keep the memos at `path`, written by a forked process while the build goes on;
     `wait` on what is returned before the build ends. `read_since`: a time (ns) before this
-    build read any file."""
+    build read any file. `first`: what that process makes of the memos before it writes
+    them (what the build could leave to it), whose result `wait` returns."""
     memos.settled = frozenset(rel for rel, made in memos.files.items()
                               if settled(made.signature, read_since))
     for other in path.parent.glob(f"{PREFIX}*"):
         if other != path:
             other.unlink(missing_ok=True)
 
-    def write() -> None:
+    def write() -> object:
+        made = first(memos) if first is not None else None
         if not write_signed(path, partial(_dump, memos=memos)):
             log.debug("cannot keep the build memos at %s", path)
+        return made
 
     return Background(write)

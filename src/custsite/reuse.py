@@ -209,6 +209,12 @@ def _state(root: Path, cache: str) -> Path:
     return root / cache / STATE_FILE
 
 
+def none_reusable(config: Config) -> bool:
+    """Whether no page of the last build can be kept whatever the hashes (see `reusable`):
+    none is recorded."""
+    return not _state(config.root, config.paths.cache).is_file()
+
+
 def reusable(derived: Derived, hashes: dict[str, str], output: Path,
              listing: Listing | None = None) -> frozenset[str]:
     """The pages the last build wrote into this very output folder with the same hash, and
@@ -263,9 +269,8 @@ class RowStore:
     def __init__(self, derived: Derived, hashes: dict[str, str]) -> None:
         config = derived.config
         self.folder = config.root / config.paths.cache / self.FOLDER
-        # By contact id, from the hashes of their pages.
-        self.hashes = {cid: digest for cid in derived.contacts
-                       if (digest := hashes.get(customer_path(cid))) is not None}
+        self.hashes: dict[str, str] = {}
+        self.hashed(derived, hashes)
         self.shards: list[dict[str, Any]] = []
         self.where: dict[str, int] = {}  # each contact's shard, as read
         for k in range(self.SHARDS):
@@ -274,6 +279,12 @@ class RowStore:
                 found = {"rows": {}}  # none yet, or kept by another version
             self.shards.append(found)
             self.where.update(zip(found["rows"], repeat(k)))
+
+    def hashed(self, derived: Derived, hashes: dict[str, str]) -> None:
+        """Take the hashes of the contacts' pages (see `page_hashes`): those of the pieces
+        `cache` takes, and `save` keeps."""
+        self.hashes = {cid: digest for cid in derived.contacts
+                       if (digest := hashes.get(customer_path(cid))) is not None}
 
     def _path(self, k: int) -> Path:
         return row_file(self.folder, k)
