@@ -143,19 +143,19 @@ def test_a_cold_build_has_its_pages_written_by_the_processes_rendering_them(
     assert digest(root / "site") == digest(alone / "site")
 
 
-def test_the_first_process_takes_pages_from_the_front_the_others_from_the_back(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_process_takes_pages_from_the_front_the_others_from_the_back() -> None:
     """The first rendering process takes the list pages and the data files from the front,
     the others contacts' pages from the back, until they meet (see parallel._work): the
     table rows, data records and CSV lines the lists are joined from are made by one
     process, not by every process that renders a list."""
     import multiprocessing
 
-    monkeypatch.setattr(parallel, "CHUNK", 3)
+    from custsite.forking import take_next
+
     taken = multiprocessing.get_context("fork").Array("i", [0, 10])
-    assert parallel._next_chunk(taken, front=True) == (0, 3)
-    assert parallel._next_chunk(taken, front=False) == (7, 10)
-    assert parallel._next_chunk(taken, front=False) == (4, 7)
-    assert parallel._next_chunk(taken, front=True) == (3, 4)
-    assert parallel._next_chunk(taken, front=True) is None
-    assert parallel._next_chunk(taken, front=False) is None
+    assert take_next(taken, front=True, size=3) == (0, 3)
+    assert take_next(taken, front=False, size=3) == (7, 10)
+    assert take_next(taken, front=False, size=3) == (4, 7)
+    assert take_next(taken, front=True, size=3) == (3, 4)
+    assert take_next(taken, front=True, size=3) is None
+    assert take_next(taken, front=False, size=3) is None

@@ -133,18 +133,26 @@ def _chunk_bounds(costs: list[int], count: int) -> list[int]:
     return [*bounds, len(costs)] if costs else [0, 0]
 
 
-def _next(taken: Any, *, front: bool) -> int | None:
-    """The chunk to take, from the front or from the back of those left; None when none
-    is left."""
+def take_next(taken: Any, *, front: bool, size: int = 1) -> tuple[int, int] | None:
+    """The next `size` items (at most) of those left, from the front or from the back, as
+    (start, end); None when none is left. `taken`: a shared array of the first item left
+    and the end, which every process takes from under its lock."""
     with taken.get_lock():
         first, end = taken[0], taken[1]
         if first >= end:
             return None
         if front:
-            taken[0] = first + 1
-            return int(first)
-        taken[1] = end - 1
-        return int(end - 1)
+            taken[0] = min(first + size, end)
+            return int(first), int(taken[0])
+        taken[1] = max(end - size, first)
+        return int(taken[1]), int(end)
+
+
+def _next(taken: Any, *, front: bool) -> int | None:
+    """The chunk to take, from the front or from the back of those left; None when none
+    is left."""
+    found = take_next(taken, front=front)
+    return found[0] if found is not None else None
 
 
 class _Inbox:

@@ -26,7 +26,7 @@ from typing import Any
 from .cache import NoteStore
 from .derive import Derived
 from .errors import CustsiteError
-from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop
+from .forking import can_fork, cpu_count, raise_reported, reporting, start, stop, take_next
 from .output import Direct, KeptPages, Page, write_new
 from .pages import PageSpec, customer_path
 from .render import CompiledTemplates, Renderer, RowCache, environment
@@ -161,20 +161,6 @@ def _chunk(renderer: Renderer, specs: list[PageSpec], *, with_assets: bool) -> I
         yield from renderer.assets()  # the data files and copies, once
 
 
-def _next_chunk(taken: Any, *, front: bool) -> tuple[int, int] | None:
-    """The next chunk of the specs left, from the front or from the back; None when none
-    is left."""
-    with taken.get_lock():
-        first, end = taken[0], taken[1]
-        if first >= end:
-            return None
-        if front:
-            taken[0] = min(first + CHUNK, end)
-            return first, taken[0]
-        taken[1] = max(end - CHUNK, first)
-        return taken[1], end
-
-
 def _work(taken: Any, out: Connection, front: bool) -> None:
     """A worker: take chunks until none is left, send their pages (or, with a folder to
     write them in, their paths) and what each added to the caches (notes, rows). The first
@@ -186,7 +172,7 @@ def _work(taken: Any, out: Connection, front: bool) -> None:
     renderer, specs, notes, folder = _JOB
     mark = len(notes.order) if notes is not None else 0  # notes sent: the first `mark`
     with reporting(out):
-        while (chunk := _next_chunk(taken, front=front)) is not None:
+        while (chunk := take_next(taken, front=front, size=CHUNK)) is not None:
             first, end = chunk
             made: list[tuple[str, bytes]] = []
             written: list[str] = []
