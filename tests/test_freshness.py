@@ -98,7 +98,7 @@ def test_a_build_looks_for_changes_itself_when_the_looking_process_fails(
 
     root = scratch_portfolio(FILES)
     assert not build(root).fresh
-    monkeypatch.setattr(building, "_look", failing)
+    monkeypatch.setattr(building, "look", failing)
     assert build(root).fresh
     _edit(root, "records/customers/ann.yaml", "name: Ann Leigh\nstatus: customer\n")
     assert not build(root).fresh
@@ -116,14 +116,14 @@ def test_a_build_with_nothing_to_do_stops_reading_its_memos(
     root = scratch_portfolio(FILES)
     build(root)
     asked: list[bool] = []
-    real = building._nothing_changed
+    real = building.nothing_changed
 
     def noted(*args: object) -> bool:
         answer = real(*args)  # type: ignore[arg-type]
         asked.append(answer)
         return answer
 
-    monkeypatch.setattr(building, "_nothing_changed", noted)
+    monkeypatch.setattr(building, "nothing_changed", noted)
     def reading(path: Path, stop: Callable[[], bool], read: list[object]) -> memos.BuildMemos:
         asks = itertools.count()  # the first part always read; each a while after it
 

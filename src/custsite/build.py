@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import cast
 
 from .cache import (
     ROW_SHARDS,
@@ -30,19 +29,20 @@ from .config import CONFIG_FILE, Config, load_config, source_date
 from .derive import Derived, derive, memo_key
 from .errors import Problem, Severity, ValidationFailed
 from .fitting import Fitter
-from .forking import Background, give_way
+from .forking import Background
 from .freshness import (
-    LastBuild,
+    Looked,
     code_version,
-    fingerprint,
     forget,
     last_recorded,
+    look,
+    looked_at,
+    nothing_changed,
     remember,
-    up_to_date,
 )
 from .gitinfo import Change, last_changes
 from .memos import BuildMemos, load_memos, memos_path, save_memos, still_kept, verify
-from .output import Direct, Level, levelled_telling, prune_spares, turn, write_site
+from .output import Direct, Level, prune_spares, turn, write_site
 from .sources import discover
 from .validate import MIN_PARALLEL_FILES, check_dates, load_portfolio
 
@@ -275,22 +275,22 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
         # The cache files it reads are checked by another forked process (see check_ahead).
         # Both are forked while this one is small.
         planned = Level.plan(out, spare_site(config, out))
-        looking = Background(partial(_look, config, day, out, planned, os.getpid(),
+        looking = Background(partial(look, config, day, out, planned, os.getpid(),
                                      again=bool(config_problems)), telling=True)
         levelled = Level(*planned, looking, told_as=1) if planned is not None else None
         try:
             with check_ahead(cache_files(config)):
                 read: list[object] = []
                 memos = load_memos(memos_path(config, conversion_key(config)),
-                                   stop=partial(_nothing_changed, looking, config_problems),
+                                   stop=partial(nothing_changed, looking, config_problems),
                                    read=read)
                 if not memos.files and not last_recorded(config):
                     # Nothing recorded to be the same as (a cold build): no need to wait
                     # for the looking process, whose fingerprint is needed only at the end.
                     return _build(root, config, day, out,
-                                  partial(_looked, looking, config, day, out), as_of, strict,
+                                  partial(looked_at, looking, config, day, out), as_of, strict,
                                   jobs, {}, levelled, memos)
-                stamp, seen, last = _looked(looking, config, day, out)
+                stamp, seen, last = looked_at(looking, config, day, out)
                 if last is not None and not config_problems:
                     leave_to_exit(read)
                     problems = list(last.problems)
@@ -305,12 +305,6 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
             looking.cancel()  # done, or stopped: a failed build writes nothing
 
 
-# What the forked process of `_look` tells first: the fingerprint of the site's inputs, the
-# signature of each file it looked at (see freshness.fingerprint), and the last build if it
-# made the very same site.
-Looked = tuple[str, dict[str, Signature], LastBuild | None]
-
-
 def _hashed(derived: Derived, memos: BuildMemos) -> dict[str, str]:
     """The hashes of the pages (see reuse.page_hashes) and the dashboard's figures, into
     the memos about to be written; the hashes."""
@@ -322,46 +316,11 @@ def _hashed(derived: Derived, memos: BuildMemos) -> dict[str, str]:
     return hashes
 
 
-def _look(config: Config, day: dt.date, out: Path, planned: tuple[Path, Path] | None,
-          builder: int, tell: Callable[[object], None], *, again: bool = False) -> bool:
-    """Tell what `Looked` holds; then, unless nothing changed (or `again`, whatever did),
-    level the spare `planned` (see output.Level), telling the live site's listing. Forked
-    from the `builder` process, it gives way to it once it told whether anything changed:
-    what it told decides whether there is a build at all (at 100,000 contacts, looking took
-    seconds), what it does next the build only needs when it writes."""
-    seen: dict[str, Signature] = {}
-    stamp = fingerprint(config, day, out, seen)
-    last = up_to_date(config, stamp, out)
-    tell((stamp, seen, last))
-    if (last is not None and not again) or planned is None:
-        return False
-    if os.getpid() != builder:
-        give_way()
-    return levelled_telling(*planned, tell)
-
-
-def _nothing_changed(looking: Background, config_problems: list[Problem]) -> bool:
-    """Whether the forked process of `_look` told already that the site is as it would be
-    made."""
-    found = looking.told(0) if looking.heard(0) else None
-    return isinstance(found, tuple) and found[2] is not None and not config_problems
-
-
-def _looked(looking: Background, config: Config, day: dt.date, out: Path) -> Looked:
-    """What `_look` told (waiting for it); looked at here if it failed."""
-    found = looking.told(0)
-    if isinstance(found, tuple):
-        return cast("Looked", found)
-    seen: dict[str, Signature] = {}
-    stamp = fingerprint(config, day, out, seen)
-    return stamp, seen, up_to_date(config, stamp, out)
-
-
 def _build(root: Path, config: Config, day: dt.date, out: Path, looked: Callable[[], Looked],
            as_of: dt.date | None, strict: bool, jobs: int | None,
            seen: dict[str, Signature], levelled: Level | None,
            read: BuildMemos) -> BuildResult:
-    """See `build`: `looked`, what the looking process told (see `_look`), asked for at the
+    """See `build`: `looked`, what the looking process told (see freshness.look), asked for at the
     end; `seen`, the signatures it took, if known by then."""
     # Rendering is imported only by builds that render: `validate` and builds with nothing
     # to do start faster without Jinja and Markdown.

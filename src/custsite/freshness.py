@@ -7,6 +7,9 @@ the output folder it wrote and that folder's identity. When a later build finds 
 fingerprint and the very same output folder, the site is already what it would write, and the
 build only reports the problems it found last time. Anything else builds as usual: a missing or
 damaged record of the last build, an output folder replaced by another build, a changed file.
+
+A build has a forked process `look` for changes while it reads the memos of the last one (see
+build.build): taking the fingerprint of 21,000 files was a tenth of a build after an edit.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import datetime as dt
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
+from typing import cast
 
 from .cache import Signature, read_json, write_json
 from .config import CONFIG_FILE, Config
 from .errors import Location, Problem, Severity
+from .forking import Background, give_way
 from .gitinfo import history_state
-from .output import MARKER
+from .output import MARKER, levelled_telling
 
 STATE_FILE = "last-build.json"
 LIBRARIES = ("jinja2", "markdown", "nh3", "pyyaml", "phonenumbers", "email-validator",
@@ -149,3 +155,44 @@ def remember(config: Config, stamp: str, output: Path, files: int, contacts: int
         "problems": [{"path": q.location.path, "line": q.location.line, "col": q.location.col,
                       "code": q.code, "message": q.message, "severity": q.severity.value}
                      for q in problems]})
+
+
+# What the forked process of `look` tells first: the fingerprint of the site's inputs, the
+# signature of each file it looked at (see fingerprint), and the last build if it
+# made the very same site.
+Looked = tuple[str, dict[str, Signature], LastBuild | None]
+
+
+def look(config: Config, day: dt.date, out: Path, planned: tuple[Path, Path] | None,
+         builder: int, tell: Callable[[object], None], *, again: bool = False) -> bool:
+    """Tell what `Looked` holds; then, unless nothing changed (or `again`, whatever did),
+    level the spare `planned` (see output.Level), telling the live site's listing. Forked
+    from the `builder` process, it gives way to it once it told whether anything changed:
+    what it told decides whether there is a build at all (at 100,000 contacts, looking took
+    seconds), what it does next the build only needs when it writes."""
+    seen: dict[str, Signature] = {}
+    stamp = fingerprint(config, day, out, seen)
+    last = up_to_date(config, stamp, out)
+    tell((stamp, seen, last))
+    if (last is not None and not again) or planned is None:
+        return False
+    if os.getpid() != builder:
+        give_way()
+    return levelled_telling(*planned, tell)
+
+
+def nothing_changed(looking: Background, config_problems: list[Problem]) -> bool:
+    """Whether the forked process of `look` told already that the site is as it would be
+    made."""
+    found = looking.told(0) if looking.heard(0) else None
+    return isinstance(found, tuple) and found[2] is not None and not config_problems
+
+
+def looked_at(looking: Background, config: Config, day: dt.date, out: Path) -> Looked:
+    """What `look` told (waiting for it); looked at here if it failed."""
+    found = looking.told(0)
+    if isinstance(found, tuple):
+        return cast("Looked", found)
+    seen: dict[str, Signature] = {}
+    stamp = fingerprint(config, day, out, seen)
+    return stamp, seen, up_to_date(config, stamp, out)
