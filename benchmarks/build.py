@@ -12,7 +12,8 @@ processes together, each run starting on a settled disk (see settle):
 - `custsite validate`, cold;
 - `custsite build`, cold: no cache folder, no output folder;
 - `custsite build` again with nothing changed;
-- `custsite build` after editing one customer;
+- `custsite build` after editing one customer, and again after editing it once more (the
+  first edit after a cold build also makes the spare: see output.Level);
 - `custsite build` after editing one persona's match rule;
 - Hugo on the same contacts: the benchmark writes the equivalent Hugo site (one page per
   contact with its fields and its interaction timeline with the Markdown notes, and the list of
@@ -244,6 +245,9 @@ def main() -> None:
         results["build_unchanged"].append(measure([*custsite, "build"]))
         _edit(customer, r"^name: .*$", lambda k: f"name: Edited customer {k}", n)
         results["build_one_customer"].append(measure([*custsite, "build"]))
+        # Again: the first edit after a cold build also makes the spare (see output.Level).
+        _edit(customer, r"^name: .*$", lambda k: f"name: Edited again {k}", n)
+        results["build_one_customer_again"].append(measure([*custsite, "build"]))
         _edit(persona, r"age: \{gte: \d+\}", lambda k: f"age: {{gte: {30 + k}}}", n)
         results["build_one_persona"].append(measure([*custsite, "build"]))
         clean_hugo()
