@@ -262,11 +262,11 @@ def main() -> None:
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "results": table,
             "ratio_to_hugo": ratios, "cpu_ratio_to_hugo": cpu_ratios}
     print(f"{args.contacts:,} contacts, {args.runs} runs each, {os.cpu_count()} CPUs")
-    print(f"{'':<22}{'median':>9}{'min':>9}{'max':>9}{'CPU':>9}{'largest':>10}{'all':>8}"
+    print(f"{'':<26}{'median':>9}{'min':>9}{'max':>9}{'CPU':>9}{'largest':>10}{'all':>8}"
           "  vs Hugo (wall, CPU)")
     for name, row in table.items():
         ratio = f"  {ratios[name]:.2f}×, {cpu_ratios[name]:.2f}×" if name in ratios else ""
-        print(f"{name:<22}{row['median_s']:>8.2f}s{row['min_s']:>8.2f}s{row['max_s']:>8.2f}s"
+        print(f"{name:<26}{row['median_s']:>8.2f}s{row['min_s']:>8.2f}s{row['max_s']:>8.2f}s"
               f"{row['median_cpu_s']:>8.2f}s{row['largest_mib']:>7} MiB{row['total_mib']:>5} MiB"
               f"{ratio}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
