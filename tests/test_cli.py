@@ -325,3 +325,24 @@ def test_template_syntax_error_is_located(scratch_portfolio: ScratchFactory) -> 
     result = run("build", "--as-of", "2026-06-01", root=root)
     assert result.exit_code == 1
     assert "templates/_footer.html:2:1: error: in template _footer.html: " in result.output
+
+
+def test_only_contacts_with_something_hidden_are_copied_to_be_published(
+        scratch_portfolio: ScratchFactory) -> None:
+    """Publishing leaves out what a contact hides on a copy of it; a contact with nothing
+    hidden is published as the very same object."""
+    from custsite.build import check
+    from custsite.privacy import publish
+
+    root = scratch_portfolio({
+        **GOOD,
+        "records/customers/zoe.yaml": "name: Zoe Quiet\nemail: zoe@example.com\n"
+                                      "do_not_contact: true\n",
+    })
+    derived = check(root).derived
+    public = publish(derived)
+    assert public.contacts["ann"] is derived.contacts["ann"]
+    assert public.contacts["zoe"] is not derived.contacts["zoe"]
+    assert public.contacts["zoe"].customer.email is None
+    assert derived.contacts["zoe"].customer.email == "zoe@example.com"
+    assert public.portfolio.customers["zoe"] is public.contacts["zoe"].customer

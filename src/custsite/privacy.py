@@ -33,9 +33,12 @@ def publish(derived: Derived) -> Derived:
     if not config.hide and not any(c.customer.do_not_contact
                                    for c in derived.contacts.values()):
         return derived
-    contacts = {cid: replace(c, customer=public_customer(
-                    c.customer, config.hidden_for(c.customer.do_not_contact)))
-                for cid, c in derived.contacts.items()}
+    contacts = {}
+    for cid, c in derived.contacts.items():
+        public = public_customer(c.customer, config.hidden_for(c.customer.do_not_contact))
+        # A contact with nothing hidden stays the very same object (what is kept for it
+        # between builds is found by identity).
+        contacts[cid] = c if public is c.customer else replace(c, customer=public)
     customers = {cid: c.customer for cid, c in contacts.items()}
     portfolio = replace(derived.portfolio, customers=customers)
     return replace(derived, contacts=contacts, portfolio=portfolio)
