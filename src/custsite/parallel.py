@@ -167,7 +167,7 @@ def _work(taken: Any, out: Connection, front: bool) -> None:
     worker takes them from the front (the list pages, the data files), the others from the
     back (contacts' pages): the rows, data records and CSV lines of 10,000 contacts that
     the lists are made of are each made once, by the worker holding them, rather than in
-    every worker that renders a list (a second of a cold build's CPU, twice over)."""
+    every worker that renders a list (half a second of a cold build's CPU)."""
     assert _JOB is not None
     renderer, specs, notes, folder = _JOB
     mark = len(notes.order) if notes is not None else 0  # notes sent: the first `mark`
