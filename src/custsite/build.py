@@ -279,9 +279,10 @@ def build(root: Path, *, as_of: dt.date | None = None, strict: bool = False,
                                      again=bool(config_problems)), telling=True)
         levelled = Level(*planned, looking, told_as=1) if planned is not None else None
         try:
-            with check_ahead(cache_files(config)):
+            checked = cache_files(config)  # the memos first
+            with check_ahead(checked):
                 read: list[object] = []
-                memos = load_memos(memos_path(config, conversion_key(config)),
+                memos = load_memos(checked[0],
                                    stop=partial(nothing_changed, looking, config_problems),
                                    read=read)
                 if not memos.files and not last_recorded(config):
